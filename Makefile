@@ -1,0 +1,37 @@
+# make demo   fresh machine: venv + install, train the demo recipe, translate, score
+# make test   fresh machine: venv + install, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/lstm-nlp train recipes/demo-translate.yaml --overwrite
+	@echo "--- translate held-out demo sentences (stdin -> stdout), beam 5:"
+	head -n 5 data/demo/test.en | $(BIN)/lstm-nlp translate -m runs/demo-translate
+	@echo "--- score the held-out set with sacrebleu on translate's output:"
+	$(BIN)/lstm-nlp translate -m runs/demo-translate -i data/demo/test.en -o runs/demo-translate/test.hyp
+	$(BIN)/sacrebleu data/demo/test.de -i runs/demo-translate/test.hyp -m bleu chrf -b
+	@echo "--- lstm-nlp eval (BLEU, chrF, perplexity; report in runs/demo-translate/):"
+	$(BIN)/lstm-nlp eval -m runs/demo-translate --split test
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_translate.py
+
+clean:
+	rm -rf $(VENV) runs

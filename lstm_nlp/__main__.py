@@ -1,0 +1,3 @@
+from lstm_nlp.cli import main
+
+main()

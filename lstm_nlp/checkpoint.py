@@ -1,0 +1,87 @@
+"""Checkpoints: state dicts + the resolved recipe (plain dict) + the tokenizer models, written
+atomically and loaded with `weights_only=True` (loading never runs code from the file).
+A checkpoint alone rebuilds the model and its tokenizers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstm_nlp.config import Recipe, recipe_from_dict
+from lstm_nlp.errors import CheckpointError, LstmNlpError
+from lstm_nlp.tokenizer import TokenizerPair
+
+FORMAT = "lstm-nlp-checkpoint"
+VERSION = 1
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle error, unsafe global: all "not a checkpoint"
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable lstm-nlp checkpoint "
+                              f"(corrupt, truncated or foreign file): {reason}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an lstm-nlp checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not "
+                              f"supported (this lstm-nlp reads version {VERSION})")
+    return ckpt
+
+
+def resolve(model_path: Path) -> Path:
+    """A run folder means its best checkpoint (else its last); a file means itself."""
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (model_path / name).is_file():
+                return model_path / name
+        raise CheckpointError(f"{model_path}: no checkpoint in this folder (best.pt or last.pt)")
+    if not model_path.exists():
+        raise CheckpointError(f"model not found: {model_path} (give a run folder or a .pt file)")
+    return model_path
+
+
+def recipe_of(ckpt: dict[str, Any], path: Path) -> Recipe:
+    try:
+        return recipe_from_dict(ckpt["recipe"])
+    except (KeyError, LstmNlpError) as e:
+        raise CheckpointError(f"{path}: its recipe does not fit this lstm-nlp: {e}") from None
+
+
+def tokenizers_of(ckpt: dict[str, Any], path: Path) -> TokenizerPair:
+    try:
+        return TokenizerPair.from_state(ckpt["tokenizer"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: tokenizer missing from checkpoint ({e})") from None
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def load_state(module: torch.nn.Module, state: dict[str, Any], path: Path, what: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])[:300]
+        raise CheckpointError(f"{path}: {what} does not match the recipe's model: {detail}") \
+            from None

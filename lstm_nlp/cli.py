@@ -1,0 +1,120 @@
+"""The `lstm-nlp` command: parse arguments, call one pipeline function, and turn domain errors
+into one red line and exit code 1 (130 after Ctrl-C). Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lstm_nlp import __version__
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  add_completion=False,
+                  help="Train, evaluate and use LSTM models for NLP. See README.md.")
+
+Model = Annotated[Path, typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file.")]
+
+
+def _boundary(fn):
+    """Catch domain errors once, here: one line on stderr, exit 1 (130 for Ctrl-C)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
+        from lstm_nlp.reporting import error, info
+
+        try:
+            return fn(*args, **kwargs)
+        except TrainingInterrupted as e:
+            info(f"[yellow]{e}[/]")
+            raise typer.Exit(130) from None
+        except LstmNlpError as e:
+            error(str(e))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:  # `| head -1`: the reader left; end quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lstm-nlp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version,
+                                                is_eager=True)] = False) -> None:
+    """Train, evaluate and use LSTM models for NLP."""
+
+
+@app.command()
+@_boundary
+def train(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/).")],
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override a recipe key: --set train.lr=0.0005 (repeatable).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder [runs/<recipe name>].")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run from its last.pt.")] = False,
+) -> None:
+    """Train a model from a recipe; writes checkpoints, metrics.jsonl and report.md."""
+    from lstm_nlp import pipeline
+
+    pipeline.train(recipe, set_ or [], run_dir, overwrite=overwrite, resume=resume)
+
+
+@app.command()
+@_boundary
+def translate(
+    model: Model,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read this file, not stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy [recipe].")] = None,
+    length_penalty: Annotated[Optional[float], typer.Option(help="GNMT alpha [recipe].")] = None,
+    max_len_ratio: Annotated[Optional[float], typer.Option(help="Max output/input length [recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch [recipe].")] = None,
+) -> None:
+    """Translate lines from stdin (or --input) to stdout: one output line per input line."""
+    from lstm_nlp import pipeline
+
+    if output is None:
+        pipeline.translate(model, input, sys.stdout, sys.stdin, beam, length_penalty,
+                           max_len_ratio, batch_size)
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        pipeline.translate(model, input, f, sys.stdin, beam, length_penalty, max_len_ratio,
+                           batch_size)
+    os.replace(tmp, output)
+
+
+@app.command("eval")
+@_boundary
+def eval_(
+    model: Model,
+    split: Annotated[Optional[str], typer.Option(help="Named split of the recipe's data [test].")] = None,
+    src: Annotated[Optional[Path], typer.Option(help="Source file (with --ref).")] = None,
+    ref: Annotated[Optional[Path], typer.Option(help="Reference file (with --src).")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy [recipe].")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder [the run folder].")] = None,
+) -> None:
+    """Score a model: BLEU and chrF (sacrebleu, with signature) and perplexity."""
+    from lstm_nlp import pipeline
+
+    pipeline.evaluate(model, split, src, ref, beam, out_dir)
+
+
+def main() -> None:
+    app()

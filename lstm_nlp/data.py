@@ -1,0 +1,141 @@
+"""Loading text data for a named split: plain text files read line by line, everything else through
+the Hugging Face `datasets` library (TSV/CSV, JSONL, parquet, a `save_to_disk` folder, a hub id).
+
+Every problem with the input is a `DataError` that names the file, and the line where there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstm_nlp.config import DataConfig
+from lstm_nlp.errors import DataError
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
+
+
+@dataclass
+class ParallelText:
+    """Aligned source and target sentences of one split; `origin` names where they came from."""
+
+    src: list[str]
+    tgt: list[str]
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def read_lines(path: Path) -> list[str]:
+    """All lines of a UTF-8 text file, without line endings (LF or CRLF)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    data = path.read_bytes()
+    return split_utf8_lines(data, str(path))
+
+
+def split_utf8_lines(data: bytes, origin: str) -> list[str]:
+    """Decode bytes as UTF-8 lines; invalid bytes raise a DataError naming the line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{origin}: line {line}, byte {col}: not valid UTF-8 "
+                        f"(0x{data[e.start]:02x})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def load_split(cfg: DataConfig, split: str) -> ParallelText:
+    """Load one named split (`split` is a file prefix for local files, a split name otherwise)."""
+    if cfg.format == "parallel":
+        pair = _load_parallel(Path(cfg.dir), split, cfg.src_lang, cfg.tgt_lang)
+    else:
+        pair = _load_with_datasets(cfg, split)
+    if len(pair) == 0:
+        raise DataError(f"{pair.origin}: split '{split}' is empty")
+    return pair
+
+
+def load_parallel_files(src_path: Path, tgt_path: Path) -> ParallelText:
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise DataError(f"misaligned files: {src_path} has {len(src)} lines, "
+                        f"{tgt_path} has {len(tgt)}")
+    return ParallelText(src, tgt, f"{src_path} + {tgt_path}")
+
+
+def _load_parallel(folder: Path, split: str, src_lang: str, tgt_lang: str) -> ParallelText:
+    if not folder.is_dir():
+        raise DataError(f"data folder not found: {folder}")
+    return load_parallel_files(folder / f"{split}.{src_lang}", folder / f"{split}.{tgt_lang}")
+
+
+def _load_with_datasets(cfg: DataConfig, split: str) -> ParallelText:
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    folder = Path(cfg.dir)
+    try:
+        if cfg.format == "hub":
+            origin = f"{cfg.hub_name}[{split}]"
+            ds = datasets.load_dataset(cfg.hub_name, cfg.hub_config or None, split=split)
+        elif cfg.format == "disk":
+            origin = f"{folder}[{split}]"
+            if not folder.is_dir():
+                raise DataError(f"data folder not found: {folder}")
+            ds = datasets.load_from_disk(str(folder))
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataError(f"{folder}: no split '{split}' (has: {', '.join(ds)})")
+                ds = ds[split]
+        else:
+            path = folder / f"{split}.{EXTENSIONS[cfg.format]}"
+            origin = str(path)
+            if not path.is_file():
+                raise DataError(f"file not found: {path}")
+            if cfg.format != "parquet":  # text formats: precise line numbers for bad bytes
+                split_utf8_lines(path.read_bytes(), origin)
+            builder, kwargs = {
+                "tsv": ("csv", {"sep": "\t", "quoting": 3, "keep_default_na": False}),
+                "csv": ("csv", {"keep_default_na": False}),
+                "jsonl": ("json", {}),
+                "parquet": ("parquet", {}),
+            }[cfg.format]
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    except DataError:
+        raise
+    except Exception as e:  # datasets raises many types; all mean "could not read this"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{cfg.hub_name if cfg.format == 'hub' else folder}: could not load "
+                        f"split '{split}' as {cfg.format}: {first}") from None
+    return ParallelText(_column(ds, cfg.src_column, origin), _column(ds, cfg.tgt_column, origin),
+                        origin)
+
+
+def _column(ds, name: str, origin: str) -> list[str]:
+    """A text column; `a.b` reads field b of a nested column a (e.g. translation.de)."""
+    top, _, sub = name.partition(".")
+    if top not in ds.column_names:
+        raise DataError(f"{origin}: no column '{top}' (columns: {', '.join(ds.column_names)})")
+    values = ds[top]
+    if sub:
+        try:
+            values = [v[sub] for v in values]
+        except (KeyError, TypeError):
+            raise DataError(f"{origin}: column '{top}' has no field '{sub}'") from None
+    out = []
+    for i, v in enumerate(values):
+        if v is None:
+            raise DataError(f"{origin}: row {i + 1}: column '{name}' is missing")
+        out.append(str(v).replace("\r", "").replace("\n", " "))
+    return out

@@ -1,0 +1,101 @@
+"""Batched greedy decoding and batched beam search for `Seq2SeqModel`, under inference mode.
+
+Both return token ids without BOS/EOS. Beam search scores finished hypotheses with the GNMT length
+penalty ((5 + len) / 6) ** alpha (Wu et al. 2016); alpha 0 is the raw log-probability. With beam
+size 1 it returns exactly what greedy decoding returns.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lstm_nlp.models import Seq2SeqModel
+
+
+def max_lengths(src_lengths: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Hypothesis length limit per sentence: ratio * source length + 5 (room for short sources)."""
+    return (src_lengths.float() * ratio).long() + 5
+
+
+@torch.inference_mode()
+def greedy_decode(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tensor,
+                  bos_id: int, eos_id: int, max_len_ratio: float) -> list[list[int]]:
+    B = src.size(0)
+    limits = max_lengths(src_lengths, max_len_ratio)                            # (B,)
+    enc = model.encode(src, src_lengths)
+    prev = torch.full((B,), bos_id, dtype=torch.long)
+    done = torch.zeros(B, dtype=torch.bool)
+    out = []
+    for t in range(int(limits.max())):
+        logp, enc, _ = model.decode_step(prev, enc)                             # (B, V)
+        prev = logp.argmax(-1)                                                  # (B,)
+        out.append(prev)
+        done |= (prev == eos_id) | (t + 1 >= limits)
+        if bool(done.all()):
+            break
+    tokens = torch.stack(out, 1).tolist() if out else [[] for _ in range(B)]   # (B, t)
+    return [_cut(seq, eos_id, int(n)) for seq, n in zip(tokens, limits)]
+
+
+@torch.inference_mode()
+def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tensor,
+                bos_id: int, eos_id: int, beam_size: int, length_penalty: float,
+                max_len_ratio: float) -> list[list[int]]:
+    """Batched beam search, bookkeeping in tensors. A sentence is done when K hypotheses have
+    finished (a hypothesis may only finish while among the K best, as in fairseq) or at its
+    length limit, where the live hypotheses are finished as they are."""
+    B, K = src.size(0), beam_size
+    limits = max_lengths(src_lengths, max_len_ratio)                            # (B,)
+    L = int(limits.max())
+    enc = model.encode(src, src_lengths).select(
+        torch.arange(B).repeat_interleave(K))                                   # rows (B*K)
+    prev = torch.full((B * K,), bos_id, dtype=torch.long)
+    scores = torch.full((B, K), float("-inf"))
+    scores[:, 0] = 0.0                                  # one live hypothesis per sentence at t=0
+    history = torch.empty(B, K, 0, dtype=torch.long)                            # (B, K, t)
+    best_score = torch.full((B,), float("-inf"))
+    best_tokens = torch.full((B, L), eos_id, dtype=torch.long)                  # (B, L)
+    n_finished = torch.zeros(B, dtype=torch.long)
+    done = torch.zeros(B, dtype=torch.bool)
+    batch_rows = torch.arange(B)
+    for t in range(L):
+        logp, enc, _ = model.decode_step(prev, enc)                             # (B*K, V)
+        V = logp.size(-1)
+        cand = (scores.unsqueeze(-1) + logp.view(B, K, V)).view(B, K * V)       # (B, K*V)
+        top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)              # (B, 2K)
+        origin, token = top_idx // V, top_idx % V                               # (B, 2K)
+        last = (t + 1) >= limits                                                # (B,)
+        ends = ((token == eos_id) | last.unsqueeze(1)) & (top_scores > float("-inf"))
+        ends &= ~done.unsqueeze(1)
+        penalty = ((5.0 + t + 1) / 6.0) ** length_penalty  # length t tokens + EOS
+        for j in range(min(K, top_scores.size(1))):  # finishing: among the K best only
+            fin = ends[:, j]
+            if not bool(fin.any()):
+                continue
+            norm = top_scores[:, j] / penalty
+            better = fin & (norm > best_score)
+            if bool(better.any()):
+                seq = torch.cat([history[batch_rows, origin[:, j]], token[:, j:j + 1]], 1)
+                best_tokens[better, : t + 1] = seq[better]
+                best_score = torch.where(better, norm, best_score)
+            n_finished += fin.long()
+        done |= (n_finished >= K) | last
+        if bool(done.all()):
+            break
+        live = top_scores.masked_fill(ends, float("-inf"))                      # (B, 2K)
+        scores, pick = live.topk(K, dim=-1)                                     # (B, K) first K live
+        scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
+        new_origin, new_token = origin.gather(1, pick), token.gather(1, pick)   # (B, K)
+        rows = (batch_rows.unsqueeze(1) * K + new_origin).view(-1)              # (B*K,)
+        history = torch.cat([history.view(B * K, -1)[rows].view(B, K, -1),
+                             new_token.unsqueeze(-1)], dim=-1)                  # (B, K, t+1)
+        enc = enc.select(rows)
+        prev = new_token.view(-1)
+    return [_cut(seq, eos_id, int(n)) for seq, n in zip(best_tokens.tolist(), limits)]
+
+
+def _cut(seq: list[int], eos_id: int, limit: int) -> list[int]:
+    """Tokens before the first EOS, at most `limit` of them."""
+    if eos_id in seq:
+        seq = seq[: seq.index(eos_id)]
+    return seq[:limit]

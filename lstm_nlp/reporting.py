@@ -1,0 +1,119 @@
+"""Everything the user sees: a rich progress bar and metric tables on stderr, `metrics.jsonl`
+and the Markdown/JSON reports. The only module that imports rich."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+console = Console(stderr=True, highlight=False)
+if not console.is_terminal:  # logs and CI: wide enough for the metric table on one line
+    console.width = max(console.width, 120)
+
+COLUMNS = [  # (key, header, format) of the per-validation table
+    ("step", "step", "{:d}"), ("epoch", "epoch", "{:d}"), ("train_loss", "train loss", "{:.3f}"),
+    ("val_loss", "val loss", "{:.3f}"), ("train_acc", "train acc", "{:.1%}"),
+    ("val_acc", "val acc", "{:.1%}"), ("val_ppl", "val ppl", "{:.2f}"),
+    ("val_bleu", "val BLEU", "{:.2f}"), ("lr", "lr", "{:.2e}"),
+    ("tokens_per_s", "tok/s", "{:,.0f}"),
+]
+
+
+def info(message: str) -> None:
+    console.print(message)
+
+
+def error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+def _fmt(fmt: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+class Reporter:
+    """Progress bar during training, one table row per validation."""
+
+    def __init__(self, metrics_path: Path | None):
+        self.metrics_path = metrics_path
+        self.progress: Progress | None = None
+        self.task = None
+
+    def start(self, total: int | None, completed: int) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=console, transient=False)
+        self.task = self.progress.add_task("train", total=total, completed=completed, status="")
+        self.progress.start()
+
+    def advance(self, step: int, loss: float, tokens_per_s: float) -> None:
+        if not console.is_terminal:  # a log file gets a line instead of a live bar
+            console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} tok/s")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step,
+                                 status=f"loss {loss:.3f}  {tokens_per_s:,.0f} tok/s")
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def validation(self, row: dict[str, Any], best: bool) -> None:
+        cols = [c for c in COLUMNS if c[0] in row]
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for _, header, _ in cols:
+            table.add_column(header, justify="right")
+        table.add_row(*[_fmt(fmt, row[key]) for key, _, fmt in cols],
+                      style="green" if best else None)
+        console.print(table)
+        if self.metrics_path is not None:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """On resume: forget validations logged after the checkpoint we resume from."""
+    rows = [r for r in read_metrics(path) if r["step"] <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def curve_table_md(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_no validation yet_\n"
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    lines = ["| " + " | ".join(h for _, h, _ in cols) + " |",
+             "|" + "---:|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(f, r.get(k)) for k, _, f in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def print_scores(title: str, scores: dict[str, Any]) -> None:
+    table = Table(title=title, show_edge=False, box=None, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in scores.items():
+        if isinstance(value, float):
+            value = f"{value:.2f}"
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

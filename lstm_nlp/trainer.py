@@ -1,0 +1,233 @@
+"""The training loop, shared by every task. Nothing in this file knows what the model computes:
+a task object says how to batch, how to compute the loss and how to validate.
+
+Order of one step: zero-grad -> forward -> loss -> backward -> clip -> lr -> step; then maybe
+validate, checkpoint (last + best), early-stop. The data position is (epoch, batch index), so
+`resume` replays exactly what an uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+
+from lstm_nlp import checkpoint
+from lstm_nlp.config import TrainConfig
+from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
+from lstm_nlp.models import LossOutput
+from lstm_nlp.reporting import Reporter, truncate_metrics
+
+# early_stopping_metric -> (key in the validation scores, higher is better)
+STOPPING_METRICS = {"bleu": ("val_bleu", True), "accuracy": ("val_acc", True),
+                    "loss": ("val_loss", False), "ppl": ("val_ppl", False)}
+
+
+class TrainTask(Protocol):
+    def epoch_batches(self, epoch: int) -> list[Any]: ...
+    def collate(self, item: Any) -> Any: ...
+    def loss(self, model: torch.nn.Module, batch: Any) -> LossOutput: ...
+    def validate(self, model: torch.nn.Module) -> dict[str, float]: ...
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed_s: float = 0.0
+    best_score: float | None = None
+    best_step: int = 0
+    bad_validations: int = 0
+    lr_scale: float = 1.0
+    stopped_early: bool = False
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    last_validation: dict[str, float]
+    reason: str
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def learning_rate(cfg: TrainConfig, state: TrainState) -> float:
+    """Linear warmup over `warmup_steps`, times the plateau decay so far, floored at min_lr."""
+    warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    lr = cfg.lr * state.lr_scale
+    if state.lr_scale < 1.0:
+        lr = max(lr, cfg.min_lr)
+    return lr * warm
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to save and stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopFlag":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no handler, Ctrl-C raises as usual
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
+        reporter: Reporter, extra: dict[str, Any], resume: bool,
+        on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train until a limit or early stopping; `extra` (recipe, tokenizer) goes into checkpoints."""
+    optimizer = build_optimizer(model.parameters(), cfg)
+    state = TrainState()
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume:
+        ckpt = checkpoint.load(last_path)
+        checkpoint.load_state(model, ckpt["model"], last_path, "model weights")
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = TrainState(**ckpt["train_state"])
+        torch.set_rng_state(ckpt["rng"])
+        truncate_metrics(run_dir / "metrics.jsonl", state.step)
+    metric_key, higher = STOPPING_METRICS[cfg.early_stopping_metric]
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) \
+        if cfg.precision == "bf16" else contextlib.nullcontext
+
+    def save(path: Path) -> None:
+        checkpoint.save(path, {**extra, "model": model.state_dict(),
+                               "optimizer": optimizer.state_dict(),
+                               "train_state": asdict(state), "rng": torch.get_rng_state()})
+
+    window = {"loss": 0.0, "tokens": 0, "correct": 0, "time": 0.0}
+    last_row: dict[str, float] = {}
+
+    def validate() -> bool:
+        """Validate, log, checkpoint; True when early stopping says stop."""
+        nonlocal last_row
+        model.eval()
+        with torch.inference_mode(), autocast():
+            scores = task.validate(model)
+        model.train()
+        metric = scores[metric_key]
+        improved = state.best_score is None or (metric > state.best_score if higher
+                                                else metric < state.best_score)
+        if improved:
+            state.best_score, state.best_step, state.bad_validations = metric, state.step, 0
+        else:
+            state.bad_validations += 1
+            if cfg.schedule == "plateau" and state.bad_validations % (cfg.decay_patience + 1) == 0:
+                state.lr_scale *= cfg.decay_factor
+        stop = bool(cfg.patience) and state.bad_validations >= cfg.patience
+        state.stopped_early = stop
+        n = max(window["tokens"], 1)
+        last_row = {"step": state.step, "epoch": state.epoch + 1,
+                    "train_loss": window["loss"] / n, "train_acc": window["correct"] / n,
+                    **scores, "lr": learning_rate(cfg, state),
+                    "tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
+                    "elapsed_s": round(state.elapsed_s, 1)}
+        save(last_path)
+        if improved:
+            save(best_path)
+        reporter.validation(last_row, best=improved)
+        window.update(loss=0.0, tokens=0, correct=0, time=0.0)
+        return stop
+
+    def limit_reached() -> str:
+        if cfg.max_steps and state.step >= cfg.max_steps:
+            return f"reached max_steps {cfg.max_steps}"
+        if cfg.max_epochs and state.epoch >= cfg.max_epochs:
+            return f"reached max_epochs {cfg.max_epochs}"
+        if cfg.max_minutes and state.elapsed_s >= cfg.max_minutes * 60:
+            return f"reached max_minutes {cfg.max_minutes:g}"
+        return ""
+
+    model.train()
+    reason = limit_reached()
+    batches = task.epoch_batches(state.epoch)
+    total = cfg.max_steps or (cfg.max_epochs * len(batches) if cfg.max_epochs else None)
+    reporter.start(total, state.step)
+    validated_at = -1
+    clock = time.perf_counter()  # wall time (steps and validations) counts toward max_minutes
+
+    def tick() -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        state.elapsed_s += now - clock
+        clock = now
+
+    try:
+        with _StopFlag() as stop_flag:
+            while not reason:
+                if state.batch_in_epoch >= len(batches):
+                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                    if (reason := limit_reached()):
+                        break
+                    batches = task.epoch_batches(state.epoch)
+                t0 = time.perf_counter()
+                batch = task.collate(batches[state.batch_in_epoch])
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    out = task.loss(model, batch)
+                (out.loss / max(out.n_tokens, 1)).backward()
+                if cfg.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, state)
+                optimizer.step()
+                dt = time.perf_counter() - t0
+                state.step += 1
+                state.batch_in_epoch += 1
+                tick()
+                loss_value = out.loss.item()
+                if not math.isfinite(loss_value):
+                    raise LstmNlpError(f"training loss is {loss_value} at step {state.step}"
+                                             "; lower train.lr or raise train.clip_norm")
+                window["loss"] += loss_value
+                window["tokens"] += out.n_tokens
+                window["correct"] += out.n_correct
+                window["time"] += dt
+                if state.step % cfg.log_every == 0 or state.step == 1:
+                    reporter.advance(state.step, loss_value / max(out.n_tokens, 1),
+                                     window["tokens"] / max(window["time"], 1e-9))
+                if on_step is not None:
+                    on_step(state.step)
+                if state.step % cfg.valid_every == 0:
+                    validated_at = state.step
+                    stop = validate()
+                    tick()
+                    if stop:
+                        reason = f"early stopping: no better val {cfg.early_stopping_metric} " \
+                                 f"in {cfg.patience} validations"
+                        break
+                if stop_flag.requested:
+                    tick()
+                    save(last_path)
+                    raise TrainingInterrupted(f"interrupted at step {state.step}; saved "
+                                              f"{last_path} (continue with --resume)")
+                reason = reason or limit_reached()
+            if validated_at != state.step and state.step > 0:
+                validate()
+    finally:
+        reporter.stop()
+    return TrainResult(state, last_row, reason)

@@ -1,0 +1,109 @@
+"""The command line: one output line per input line, clean errors, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from lstm_nlp.cli import app
+from conftest import tiny_recipe, write_recipe
+
+runner = CliRunner()
+
+
+def translate(run, data: bytes, *args):
+    return runner.invoke(app, ["translate", "-m", str(run), "--beam", "1", *args], input=data)
+
+
+def test_translate_keeps_one_line_per_input_line(trained_run):
+    data = b"The dog sees a cat.\n\nA woman holds the red ball.\r\n\r\nThe man finds a book."
+    result = translate(trained_run, data)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) == 6  # five lines, each ended by a newline
+    assert lines[1] == "" and lines[3] == ""     # empty in, empty out
+    assert all(lines[i] for i in (0, 2, 4))
+    assert "\r" not in result.stdout
+    assert "translated 5 lines" in result.stderr  # logs go to stderr, never stdout
+
+
+def test_translate_is_deterministic_and_order_preserving(trained_run):
+    sentences = [b"The dog sees a cat.", b"A woman holds the red ball in the park.", b"Now."]
+    together = translate(trained_run, b"\n".join(sentences) + b"\n").stdout.splitlines()
+    alone = [translate(trained_run, s + b"\n").stdout.strip("\n") for s in sentences]
+    assert together == alone
+
+
+def test_translate_rejects_invalid_utf8_with_the_line(trained_run):
+    result = translate(trained_run, b"The dog.\nThe \xff cat.\n")
+    assert result.exit_code == 1
+    assert "stdin: line 2, byte 5: not valid UTF-8 (0xff)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_translate_files_and_beam(trained_run, tmp_path, corpus):
+    out = tmp_path / "hyp.de"
+    result = runner.invoke(app, ["translate", "-m", str(trained_run / "best.pt"), "-i",
+                                 str(corpus / "test.en"), "-o", str(out), "--beam", "3"])
+    assert result.exit_code == 0, result.stderr
+    n_in = len((corpus / "test.en").read_text().splitlines())
+    assert len(out.read_text().splitlines()) == n_in
+
+
+def test_eval_writes_reports_with_signature(trained_run, tmp_path, corpus):
+    result = runner.invoke(app, ["eval", "-m", str(trained_run), "--split", "valid",
+                                 "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    report = (tmp_path / "eval-valid-beam3.json").read_text()
+    assert '"bleu":' in report and "nrefs:1|case:mixed" in report and '"chrf":' in report
+    assert (tmp_path / "eval-valid-beam3.md").is_file()
+    result = runner.invoke(app, ["eval", "-m", str(trained_run), "--src", str(corpus / "test.en"),
+                                 "--ref", str(corpus / "test.de"), "--beam", "1",
+                                 "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "eval-test-beam1.hyp").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["translate", "-m", "no/such/run"], "model not found: no/such/run"),
+    (["eval", "-m", "no/such/run"], "model not found"),
+    (["train", "no-such-recipe.yaml"], "recipe not found: no-such-recipe.yaml"),
+])
+def test_bad_paths_exit_1_with_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_errors_exit_1(tmp_path):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path / "missing-data"))
+    result = runner.invoke(app, ["train", str(recipe), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "data folder not found" in result.stderr
+    result = runner.invoke(app, ["train", str(recipe), "--set", "model.hiden_size=3"])
+    assert result.exit_code == 1
+    assert "did you mean 'model.hidden_size'?" in result.stderr
+
+
+def test_eval_argument_errors(trained_run, corpus):
+    result = runner.invoke(app, ["eval", "-m", str(trained_run), "--src", str(corpus / "test.en")])
+    assert result.exit_code == 1 and "--src and --ref go together" in result.stderr
+    result = runner.invoke(app, ["eval", "-m", str(trained_run), "--split", "nope"])
+    assert result.exit_code == 1 and "file not found" in result.stderr
+
+
+def test_pipe_into_head_ends_quietly(trained_run):
+    lines = "\n".join(["The dog sees a cat."] * 3000) + "\n"
+    cmd = (f"{sys.executable} -m lstm_nlp translate -m {trained_run} --beam 1 --batch-size 64 "
+           f"| head -n 1")
+    proc = subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], input=lines.encode(),
+                          capture_output=True, timeout=120)
+    assert len(proc.stdout.decode().splitlines()) == 1
+    assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr
+    assert proc.returncode == 0
+
+
+def test_help_and_version():
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+    assert "lstm-nlp 0." in runner.invoke(app, ["--version"]).stdout

@@ -1,0 +1,116 @@
+"""Training end to end on a tiny corpus: run folder rules, checkpoints, resume, Ctrl-C."""
+
+import os
+import signal
+
+import pytest
+import torch
+
+from lstm_nlp import checkpoint, pipeline
+from lstm_nlp.errors import CheckpointError, ConfigError, TrainingInterrupted
+from conftest import tiny_recipe, write_recipe
+
+
+def test_run_folder_contents_and_report(trained_run):
+    for name in ("recipe.yaml", "best.pt", "last.pt", "metrics.jsonl", "report.md",
+                 "report.json", "tokenizer/joint.model"):
+        assert (trained_run / name).is_file(), name
+    rows = [line for line in (trained_run / "metrics.jsonl").read_text().splitlines() if line]
+    assert len(rows) == 3  # validations at steps 10, 20, 30
+    report = (trained_run / "report.md").read_text()
+    assert "## Validation curve" in report and "BLEU" in report and "tok:13a" in report
+
+
+def test_existing_run_folder_is_never_overwritten_silently(tmp_path, corpus, trained_run):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus))
+    with pytest.raises(ConfigError, match="already exists; use --resume"):
+        pipeline.train(recipe, [], run_dir=trained_run)
+    with pytest.raises(ConfigError, match="no last.pt"):
+        pipeline.train(recipe, [], run_dir=tmp_path / "empty", resume=True)
+
+
+def test_save_load_gives_identical_outputs(trained_run, tmp_path):
+    model, tok, recipe = pipeline.load_model(trained_run)
+    ckpt = checkpoint.load(trained_run / "best.pt")
+    copy = tmp_path / "copy.pt"
+    checkpoint.save(copy, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
+    model2, tok2, _ = pipeline.load_model(copy)
+    src = torch.tensor([tok.src.encode(["The dog sees a cat."])[0]])
+    tgt = torch.tensor([[tok.tgt.bos_id] + tok.tgt.encode(["Der Hund sieht eine Katze."])[0]])
+    with torch.no_grad():
+        a = model.forward_states(src, torch.tensor([src.size(1)]), tgt)
+        b = model2.forward_states(src, torch.tensor([src.size(1)]), tgt)
+    assert torch.equal(a, b)
+    assert tok2.src.proto == tok.src.proto
+
+
+def test_corrupt_and_mismatched_checkpoints(trained_run, tmp_path):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((trained_run / "best.pt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable lstm-nlp checkpoint"):
+        pipeline.load_model(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an lstm-nlp checkpoint"):
+        pipeline.load_model(foreign)
+    ckpt = checkpoint.load(trained_run / "best.pt")
+    ckpt["recipe"]["model"]["hidden_size"] = 128  # weights no longer fit the recipe
+    mismatched = tmp_path / "mismatched.pt"
+    checkpoint.save(mismatched, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
+    with pytest.raises(CheckpointError, match="model weights do not match|does not match"):
+        pipeline.load_model(mismatched)
+    with pytest.raises(CheckpointError, match="no checkpoint in this folder"):
+        pipeline.load_model(tmp_path)
+
+
+def test_checkpoint_files_are_replaced_atomically(trained_run):
+    leftovers = [p.name for p in trained_run.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def _final_weights(run_dir):
+    return checkpoint.load(run_dir / "last.pt")["model"]
+
+
+def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, corpus):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        corpus, train={"max_steps": 24, "valid_every": 8, "valid_bleu": False,
+                       "early_stopping_metric": "loss"}, model={"dropout": 0.3}))
+    pipeline.train(recipe, [], run_dir=tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_13(step):
+        if step == 13:  # after the checkpoint at step 8, before the one at 16
+            raise Killed
+
+    with pytest.raises(Killed):
+        pipeline.train(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_13)
+    assert checkpoint.load(tmp_path / "killed" / "last.pt")["train_state"]["step"] == 8
+    pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [line for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == 3  # 8, 16, 24: nothing duplicated by the replay
+
+
+def test_resume_refuses_a_changed_experiment(tmp_path, corpus, trained_run):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus))
+    with pytest.raises(ConfigError, match="differs from the run's at model.hidden_size"):
+        pipeline.train(recipe, ["model.hidden_size=32"], run_dir=trained_run, resume=True)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus, train={"max_steps": 50}))
+
+    def press_ctrl_c(step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 4"):
+        pipeline.train(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["step"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
