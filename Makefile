@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/lstm-nlp eval -m runs/demo-translate --split test
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_translate.py
+	$(BIN)/python tests/benchmarks/bench_translate_speed.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 from pathlib import Path
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -18,6 +19,15 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Train, evaluate and use LSTM models for NLP. See README.md.")
 
 Model = Annotated[Path, typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file.")]
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PrecisionOpt = Annotated[Optional[Precision], typer.Option(
+    help="Inference arithmetic [the recipe's train.precision].")]
 
 
 def _boundary(fn):
@@ -85,19 +95,23 @@ def translate(
     length_penalty: Annotated[Optional[float], typer.Option(help="GNMT alpha [recipe].")] = None,
     max_len_ratio: Annotated[Optional[float], typer.Option(help="Max output/input length [recipe].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch [recipe].")] = None,
+    precision: PrecisionOpt = None,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line."""
     from lstm_nlp import pipeline
 
+    options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
+                   batch_size=batch_size, precision=precision.value if precision else None)
     if output is None:
-        pipeline.translate(model, input, sys.stdout, sys.stdin, beam, length_penalty,
-                           max_len_ratio, batch_size)
+        pipeline.translate(model, input, sys.stdout, sys.stdin, **options)
         return
     tmp = output.with_name(f".{output.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        pipeline.translate(model, input, f, sys.stdin, beam, length_penalty, max_len_ratio,
-                           batch_size)
-    os.replace(tmp, output)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            pipeline.translate(model, input, f, sys.stdin, **options)
+        os.replace(tmp, output)  # a failed run leaves no half-written output file
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @app.command("eval")
@@ -109,11 +123,13 @@ def eval_(
     ref: Annotated[Optional[Path], typer.Option(help="Reference file (with --src).")] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy [recipe].")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Report folder [the run folder].")] = None,
+    precision: PrecisionOpt = None,
 ) -> None:
     """Score a model: BLEU and chrF (sacrebleu, with signature) and perplexity."""
     from lstm_nlp import pipeline
 
-    pipeline.evaluate(model, split, src, ref, beam, out_dir)
+    pipeline.evaluate(model, split, src, ref, beam, out_dir,
+                      precision.value if precision else None)
 
 
 def main() -> None:

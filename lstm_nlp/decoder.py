@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstm_nlp.attention import Attention
+from lstm_nlp.fused_decoder import input_feeding_recurrence
 
 
 @dataclass
@@ -59,6 +60,7 @@ class AttentionDecoder(nn.Module):
         self.attention = Attention(attention, H, memory_size)
         self.combine = nn.Linear(memory_size + H, H, bias=False)
         self.dropout = nn.Dropout(dropout)
+        self.fused = True  # hand-written backward for the input-feeding loop (fused_decoder.py)
 
     def init_state(self, final: tuple[torch.Tensor, torch.Tensor]) -> DecoderState:
         """Every decoder layer starts from the encoder's final top-layer state (B, H)."""
@@ -76,10 +78,14 @@ class AttentionDecoder(nn.Module):
         E = emb.size(-1)
         w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
         w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)                       # (4H, 2H)
+        x_gates = F.linear(emb, w_emb, self.bias[0])                            # (B, T, 4H)
+        if self.fused and self.num_layers == 1 and self.attention.kind != "bahdanau":
+            return input_feeding_recurrence(x_gates, state.h[0], state.c[0], w_rec0, keys, memory,
+                                            self.combine.weight, mask,
+                                            self.dropout.p if self.training else 0.0)
         if torch.is_autocast_enabled("cpu"):  # cast once here, not in every step: autocast
             low = torch.get_autocast_dtype("cpu")  # only caches casts of leaf parameters
             w_rec0 = w_rec0.to(low)
-        x_gates = F.linear(emb, w_emb, self.bias[0])                            # (B, T, 4H)
         outs = []
         for x_t in x_gates.unbind(1):  # unbind, not x_gates[:, t]: one gradient copy, not T
             state, _ = self._step(x_t, state, w_rec0, keys, memory, mask)

@@ -20,21 +20,24 @@ def max_lengths(src_lengths: torch.Tensor, ratio: float) -> torch.Tensor:
 @torch.inference_mode()
 def greedy_decode(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tensor,
                   bos_id: int, eos_id: int, max_len_ratio: float) -> list[list[int]]:
+    """Finished sentences leave the batch, so the last steps only pay for the long ones."""
     B = src.size(0)
-    limits = max_lengths(src_lengths, max_len_ratio)                            # (B,)
+    limits0 = max_lengths(src_lengths, max_len_ratio)                           # (B,)
+    out = torch.full((B, int(limits0.max())), eos_id, dtype=torch.long)        # (B, L)
     enc = model.encode(src, src_lengths)
     prev = torch.full((B,), bos_id, dtype=torch.long)
-    done = torch.zeros(B, dtype=torch.bool)
-    out = []
-    for t in range(int(limits.max())):
-        logp, enc, _ = model.decode_step(prev, enc)                             # (B, V)
-        prev = logp.argmax(-1)                                                  # (B,)
-        out.append(prev)
-        done |= (prev == eos_id) | (t + 1 >= limits)
+    rows, limits = torch.arange(B), limits0                                     # active sentences
+    for t in range(out.size(1)):
+        logp, enc, _ = model.decode_step(prev, enc)                             # (b, V)
+        prev = logp.argmax(-1)                                                  # (b,)
+        out[rows, t] = prev
+        done = (prev == eos_id) | (t + 1 >= limits)
         if bool(done.all()):
             break
-    tokens = torch.stack(out, 1).tolist() if out else [[] for _ in range(B)]   # (B, t)
-    return [_cut(seq, eos_id, int(n)) for seq, n in zip(tokens, limits)]
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            enc, rows, limits, prev = enc.select(keep), rows[keep], limits[keep], prev[keep]
+    return [_cut(seq, eos_id, int(n)) for seq, n in zip(out.tolist(), limits0)]
 
 
 @torch.inference_mode()
@@ -43,22 +46,25 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
                 max_len_ratio: float) -> list[list[int]]:
     """Batched beam search, bookkeeping in tensors. A sentence is done when K hypotheses have
     finished (a hypothesis may only finish while among the K best, as in fairseq) or at its
-    length limit, where the live hypotheses are finished as they are."""
-    B, K = src.size(0), beam_size
-    limits = max_lengths(src_lengths, max_len_ratio)                            # (B,)
-    L = int(limits.max())
+    length limit, where the live hypotheses are finished as they are. Done sentences leave the
+    batch."""
+    B0, K = src.size(0), beam_size
+    limits0 = max_lengths(src_lengths, max_len_ratio)                           # (B,)
+    L = int(limits0.max())
+    result = torch.full((B0, L), eos_id, dtype=torch.long)
     enc = model.encode(src, src_lengths).select(
-        torch.arange(B).repeat_interleave(K))                                   # rows (B*K)
-    prev = torch.full((B * K,), bos_id, dtype=torch.long)
-    scores = torch.full((B, K), float("-inf"))
+        torch.arange(B0).repeat_interleave(K))                                  # rows (B*K)
+    prev = torch.full((B0 * K,), bos_id, dtype=torch.long)
+    scores = torch.full((B0, K), float("-inf"))
     scores[:, 0] = 0.0                                  # one live hypothesis per sentence at t=0
-    history = torch.empty(B, K, 0, dtype=torch.long)                            # (B, K, t)
-    best_score = torch.full((B,), float("-inf"))
-    best_tokens = torch.full((B, L), eos_id, dtype=torch.long)                  # (B, L)
-    n_finished = torch.zeros(B, dtype=torch.long)
-    done = torch.zeros(B, dtype=torch.bool)
-    batch_rows = torch.arange(B)
+    history = torch.empty(B0, K, 0, dtype=torch.long)                           # (B, K, t)
+    best_score = torch.full((B0,), float("-inf"))
+    best_tokens = torch.full((B0, L), eos_id, dtype=torch.long)                 # (B, L)
+    n_finished = torch.zeros(B0, dtype=torch.long)
+    sent, limits = torch.arange(B0), limits0                # original index of active sentences
     for t in range(L):
+        B = sent.numel()
+        batch_rows = torch.arange(B)
         logp, enc, _ = model.decode_step(prev, enc)                             # (B*K, V)
         V = logp.size(-1)
         cand = (scores.unsqueeze(-1) + logp.view(B, K, V)).view(B, K * V)       # (B, K*V)
@@ -66,7 +72,6 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
         origin, token = top_idx // V, top_idx % V                               # (B, 2K)
         last = (t + 1) >= limits                                                # (B,)
         ends = ((token == eos_id) | last.unsqueeze(1)) & (top_scores > float("-inf"))
-        ends &= ~done.unsqueeze(1)
         penalty = ((5.0 + t + 1) / 6.0) ** length_penalty  # length t tokens + EOS
         for j in range(min(K, top_scores.size(1))):  # finishing: among the K best only
             fin = ends[:, j]
@@ -79,19 +84,23 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
                 best_tokens[better, : t + 1] = seq[better]
                 best_score = torch.where(better, norm, best_score)
             n_finished += fin.long()
-        done |= (n_finished >= K) | last
-        if bool(done.all()):
-            break
+        done = (n_finished >= K) | last                                         # (B,)
+        if bool(done.any()):
+            result[sent[done]] = best_tokens[done]
+            if bool(done.all()):
+                break
         live = top_scores.masked_fill(ends, float("-inf"))                      # (B, 2K)
         scores, pick = live.topk(K, dim=-1)                                     # (B, K) first K live
-        scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
         new_origin, new_token = origin.gather(1, pick), token.gather(1, pick)   # (B, K)
-        rows = (batch_rows.unsqueeze(1) * K + new_origin).view(-1)              # (B*K,)
-        history = torch.cat([history.view(B * K, -1)[rows].view(B, K, -1),
-                             new_token.unsqueeze(-1)], dim=-1)                  # (B, K, t+1)
+        keep = (~done).nonzero().squeeze(1)                                     # (B',)
+        rows = (keep.unsqueeze(1) * K + new_origin[keep]).view(-1)              # (B'*K,)
+        history = torch.cat([history.view(B * K, -1)[rows].view(keep.numel(), K, -1),
+                             new_token[keep].unsqueeze(-1)], dim=-1)            # (B', K, t+1)
+        scores, sent, limits = scores[keep], sent[keep], limits[keep]
+        best_score, best_tokens, n_finished = best_score[keep], best_tokens[keep], n_finished[keep]
         enc = enc.select(rows)
-        prev = new_token.view(-1)
-    return [_cut(seq, eos_id, int(n)) for seq, n in zip(best_tokens.tolist(), limits)]
+        prev = new_token[keep].view(-1)
+    return [_cut(seq, eos_id, int(n)) for seq, n in zip(result.tolist(), limits0)]
 
 
 def _cut(seq: list[int], eos_id: int, limit: int) -> list[int]:

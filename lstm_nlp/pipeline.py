@@ -109,13 +109,15 @@ def load_model(model_path: Path) -> tuple[Seq2SeqModel, TokenizerPair, Recipe]:
 
 
 def _decode_options(recipe: Recipe, beam: int | None = None, length_penalty: float | None = None,
-                    max_len_ratio: float | None = None, batch_size: int | None = None
-                    ) -> DecodeOptions:
+                    max_len_ratio: float | None = None, batch_size: int | None = None,
+                    precision: str | None = None) -> DecodeOptions:
+    """Command-line values where given, else the recipe's (precision: the training precision)."""
     d = recipe.decode
     opts = DecodeOptions(d.beam_size if beam is None else beam,
                          d.length_penalty if length_penalty is None else length_penalty,
                          d.max_len_ratio if max_len_ratio is None else max_len_ratio,
-                         d.batch_size if batch_size is None else batch_size)
+                         d.batch_size if batch_size is None else batch_size,
+                         recipe.train.precision if precision is None else precision)
     if opts.beam_size < 1 or opts.batch_size < 1 or opts.max_len_ratio <= 0:
         raise ConfigError("--beam and --batch-size must be >= 1, --max-len-ratio > 0")
     return opts
@@ -144,13 +146,14 @@ def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> It
 
 
 def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
-              beam: int | None, length_penalty: float | None, max_len_ratio: float | None,
-              batch_size: int | None) -> None:
+              beam: int | None = None, length_penalty: float | None = None,
+              max_len_ratio: float | None = None, batch_size: int | None = None,
+              precision: str | None = None) -> None:
     import torch
 
     runtime.tune_allocator()
     model, tok, recipe = load_model(model_path)
-    opts = _decode_options(recipe, beam, length_penalty, max_len_ratio, batch_size)
+    opts = _decode_options(recipe, beam, length_penalty, max_len_ratio, batch_size, precision)
     n, start = 0, time.perf_counter()
     with torch.inference_mode():
         for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 1024)):
@@ -160,11 +163,11 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
             n += len(lines)
     dt = time.perf_counter() - start
     reporting.info(f"translated {n:,} lines in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} sentences/s, "
-                   f"beam {opts.beam_size})")
+                   f"beam {opts.beam_size}, {opts.precision})")
 
 
 def evaluate(model_path: Path, split: str | None, src: Path | None, ref: Path | None,
-             beam: int | None, out_dir: Path | None) -> dict:
+             beam: int | None, out_dir: Path | None, precision: str | None = None) -> dict:
     runtime.tune_allocator()
     model, tok, recipe = load_model(model_path)
     if (src is None) != (ref is None):
@@ -175,7 +178,7 @@ def evaluate(model_path: Path, split: str | None, src: Path | None, ref: Path | 
         load_split(recipe.data, split or recipe.data.test)
     if len(pairs) == 0:
         raise DataError(f"{pairs.origin}: no sentences to evaluate")
-    opts = _decode_options(recipe, beam)
+    opts = _decode_options(recipe, beam, precision=precision)
     result, hyps = _score(model, tok, pairs, opts, recipe)
     result["checkpoint"] = str(checkpoint.resolve(model_path))
     name = Path(src).stem if src is not None else (split or recipe.data.test)
@@ -223,7 +226,8 @@ def _samples_md(samples: list[dict[str, str]]) -> str:
 def _eval_markdown(result: dict, samples: list[dict[str, str]]) -> str:
     return (f"# Evaluation: {result['data']}\n\n"
             f"checkpoint `{result.get('checkpoint', '')}`, {result['sentences']} sentences, "
-            f"beam {result['beam_size']}, length penalty {result['length_penalty']}\n\n"
+            f"beam {result['beam_size']}, length penalty {result['length_penalty']}, "
+            f"{result['precision']}\n\n"
             f"| metric | value |\n|---|---:|\n| BLEU | {result['bleu']:.2f} |\n"
             f"| chrF | {result['chrf']:.2f} |\n| perplexity | {result['ppl']:.3f} |\n"
             f"| token accuracy | {result['token_accuracy']:.2%} |\n"

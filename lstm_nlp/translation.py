@@ -26,6 +26,7 @@ class DecodeOptions:
     length_penalty: float = 1.0
     max_len_ratio: float = 2.0
     batch_size: int = 128
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
 
 
 class TranslationTask:
@@ -74,8 +75,8 @@ class TranslationTask:
         scores = {"val_loss": stats["loss"], "val_ppl": stats["ppl"], "val_acc": stats["acc"]}
         if self.recipe.train.valid_bleu:
             d = self.recipe.decode
-            hyps = translate_ids(model, self.tok, self.valid_src,
-                                 DecodeOptions(1, d.length_penalty, d.max_len_ratio, d.batch_size))
+            hyps = translate_ids(model, self.tok, self.valid_src, DecodeOptions(
+                1, d.length_penalty, d.max_len_ratio, d.batch_size, self.recipe.train.precision))
             e = self.recipe.eval
             scores["val_bleu"] = metrics.bleu(hyps, self.valid.tgt, e.tokenize, e.lowercase).score
         return scores
@@ -111,11 +112,13 @@ def translate_ids(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
     for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
         rows = [todo[j] for j in chunk]
         src_t, lengths = pad([src[i] for i in rows], t.pad_id)
-        if opts.beam_size == 1:
-            ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id, opts.max_len_ratio)
-        else:
-            ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
-                              opts.length_penalty, opts.max_len_ratio)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
+            if opts.beam_size == 1:
+                ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id,
+                                    opts.max_len_ratio)
+            else:
+                ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
+                                  opts.length_penalty, opts.max_len_ratio)
         for i, hyp in zip(rows, t.decode(ids)):
             out[i] = hyp
     model.train(was_training)
@@ -138,6 +141,7 @@ def score(model: Seq2SeqModel, tok: TokenizerPair, pairs: ParallelText, opts: De
                         recipe.train.batch_tokens)
     result = {
         "data": pairs.origin, "sentences": len(pairs), "beam_size": opts.beam_size,
+        "precision": opts.precision,
         "length_penalty": opts.length_penalty, "max_len_ratio": opts.max_len_ratio,
         "bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2), "ppl": round(tf["ppl"], 3),
         "token_accuracy": round(tf["acc"], 4), "bleu_signature": bleu.signature,

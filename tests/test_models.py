@@ -118,3 +118,37 @@ def test_tiny_model_overfits_tiny_corpus(input_feeding):
     s, lengths = pad(src, PAD)
     assert greedy_decode(model, s, lengths, BOS, EOS, 2.0) == tgt
     assert beam_search(model, s, lengths, BOS, EOS, 3, 1.0, 2.0) == tgt
+
+
+def test_scheduled_sampling_feeds_model_predictions():
+    model = make_model().train()
+    batch = seq2seq_batch([[5, 6, 7]] * 4, [[8, 9, 10, 11]] * 4, PAD, BOS, EOS)
+    torch.manual_seed(0)
+    none = model._sampled_inputs(batch, 0.0)
+    assert torch.equal(none, batch.tgt_in)
+    every = model._sampled_inputs(batch, 1.0)
+    assert torch.equal(every[:, 0], batch.tgt_in[:, 0])           # BOS is always gold
+    assert not torch.equal(every, batch.tgt_in)                    # an untrained model errs
+    out = model.loss(batch, label_smoothing=0.1, sampling_ratio=0.5)
+    assert torch.isfinite(out.loss) and out.n_tokens == 20
+
+
+@pytest.mark.parametrize("attention", ["dot", "general"])
+def test_fused_input_feeding_loop_matches_autograd(attention):
+    """The hand-written backward (fused_decoder.py) gives autograd's values and gradients."""
+    src, lengths = pad([[5, 6, 7, 8], [9, 10], [11, 12, 13]], PAD)
+    batch = seq2seq_batch([[5, 6, 7, 8], [9, 10], [11, 12, 13]], [[14, 15], [16, 17, 18, 19], [20]],
+                          PAD, BOS, EOS)
+    results = []
+    for fused in (True, False):
+        model = make_model(attention).train()  # dropout 0: both paths are deterministic
+        model.decoder.fused = fused
+        out = model.loss(batch, label_smoothing=0.1)
+        out.loss.backward()
+        results.append((out.loss.detach(), {n: p.grad.clone() for n, p in
+                                            model.named_parameters() if p.grad is not None}))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.allclose(loss_a, loss_b, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], atol=1e-5, rtol=1e-4), name
