@@ -33,6 +33,10 @@ class Encoded:
         return Encoded(self.memory.index_select(0, index), self.keys.index_select(0, index),
                        self.mask.index_select(0, index), self.state.select(index))
 
+    def select_state(self, index: torch.Tensor) -> "Encoded":
+        """Reorder the decoder state only: for beams of one sentence, which share the memory."""
+        return Encoded(self.memory, self.keys, self.mask, self.state.select(index))
+
 
 class Seq2SeqModel(nn.Module):
     """Bidirectional LSTM encoder + attentional LSTM decoder + output layer."""
@@ -56,6 +60,9 @@ class Seq2SeqModel(nn.Module):
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> Encoded:
         memory, final = self.encoder(src, lengths)
         keys = self.decoder.attention.project_keys(memory)
+        if torch.is_autocast_enabled("cpu"):  # cast once, not at every decoder step
+            low = torch.get_autocast_dtype("cpu")
+            memory, keys = memory.to(low), keys.to(low)
         return Encoded(memory, keys, src != self.pad_id, self.decoder.init_state(final))
 
     def decode_step(self, prev: torch.Tensor, enc: Encoded) -> tuple[torch.Tensor, Encoded,

@@ -28,6 +28,12 @@ def test_translate_keeps_one_line_per_input_line(trained_run):
     assert "translated 5 lines" in result.stderr  # logs go to stderr, never stdout
 
 
+def test_translate_in_bf16_keeps_the_line_contract(trained_run):
+    result = translate(trained_run, b"The dog sees a cat.\n\nNow.\n", "--precision", "bf16")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split("\n")) == 4 and "bf16" in result.stderr
+
+
 def test_translate_is_deterministic_and_order_preserving(trained_run):
     sentences = [b"The dog sees a cat.", b"A woman holds the red ball in the park.", b"Now."]
     together = translate(trained_run, b"\n".join(sentences) + b"\n").stdout.splitlines()

@@ -153,13 +153,15 @@ def time_decoding(model_dir: Path) -> None:
 
     model, tok, recipe = load_model(model_dir)
     pairs = load_split(recipe.data, recipe.data.test)
-    for beam in (1, 5):
-        opts = DecodeOptions(beam, recipe.decode.length_penalty, recipe.decode.max_len_ratio,
-                             recipe.decode.batch_size)
-        t0 = time.perf_counter()
-        translate_lines(model, tok, pairs.src, opts)
-        dt = time.perf_counter() - t0
-        print(f"decode {pairs.origin}: beam {beam}: {len(pairs) / dt:,.1f} sentences/s")
+    for precision in ("fp32", "bf16"):
+        for beam in (1, 5):
+            opts = DecodeOptions(beam, recipe.decode.length_penalty, recipe.decode.max_len_ratio,
+                                 recipe.decode.batch_size, precision)
+            t0 = time.perf_counter()
+            translate_lines(model, tok, pairs.src, opts)
+            dt = time.perf_counter() - t0
+            print(f"decode {pairs.origin}: {precision} beam {beam}: "
+                  f"{len(pairs) / dt:,.1f} sentences/s")
 
 
 def main() -> None:
