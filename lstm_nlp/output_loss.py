@@ -20,16 +20,24 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-def _chunk_stats(logits: torch.Tensor, gold: torch.Tensor, smoothing: float
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """fp32 logits (C, V) -> summed loss, number correct, log-sum-exp (C,)."""
-    lse = torch.logsumexp(logits, dim=1)                                        # (C,)
+def _chunk_loss(logits: torch.Tensor, gold: torch.Tensor, smoothing: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fp32 logits (C, V), overwritten -> summed loss, number correct, and in `logits` the
+    unnormalised probabilities exp(logit - max) with their row sums (C,).
+
+    One max pass gives the argmax too; shift and exp happen in place (no (C, V) temporaries).
+    """
+    top, argmax = logits.max(dim=1)                                             # (C,), (C,)
+    correct = (argmax == gold).sum()
     gold_logit = logits.gather(1, gold.unsqueeze(1)).squeeze(1)                 # (C,)
+    mean_logit = logits.mean(dim=1) if smoothing else None
+    probs = logits.sub_(top.unsqueeze(1)).exp_()                                # (C, V)
+    sums = probs.sum(dim=1)                                                     # (C,)
+    lse = top + sums.log()
     loss = (1.0 - smoothing) * (lse - gold_logit)
     if smoothing:
-        loss = loss + smoothing * (lse - logits.mean(dim=1))
-    correct = (logits.argmax(dim=1) == gold).sum()
-    return loss.sum(), correct, lse
+        loss = loss + smoothing * (lse - mean_logit)
+    return loss.sum(), correct, probs, sums
 
 
 class _FusedOutputLoss(torch.autograd.Function):
@@ -46,11 +54,11 @@ class _FusedOutputLoss(torch.autograd.Function):
         for start in range(0, h.size(0), CHUNK):
             hc, g = hc_all[start: start + CHUNK], gold[start: start + CHUNK]
             logits = torch.addmm(bias.to(dtype), hc, w.t()).float()             # (C, V)
-            loss, n_ok, lse = _chunk_stats(logits, g, smoothing)
+            loss, n_ok, probs, sums = _chunk_loss(logits, g, smoothing)
             total += loss
             correct += n_ok
             # d loss / d logits = softmax - ((1 - eps) onehot + eps / V)
-            grad = logits.sub_(lse.unsqueeze(1)).exp_()                         # (C, V) in place
+            grad = probs.mul_(sums.reciprocal_().unsqueeze(1))                  # (C, V) in place
             if smoothing:
                 grad.sub_(smoothing / V)
             grad[torch.arange(g.numel()), g] -= 1.0 - smoothing
@@ -79,6 +87,6 @@ def output_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gold:
     total, correct = torch.zeros(()), 0
     for start in range(0, h.size(0), CHUNK):
         logits = torch.addmm(b, h[start: start + CHUNK].to(dtype), w.t()).float()
-        loss, n_ok, _ = _chunk_stats(logits, gold[start: start + CHUNK], smoothing)
+        loss, n_ok, _, _ = _chunk_loss(logits, gold[start: start + CHUNK], smoothing)
         total, correct = total + loss, correct + int(n_ok)
     return total, correct
