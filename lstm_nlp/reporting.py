@@ -56,11 +56,15 @@ class Reporter:
         self.task = self.progress.add_task("train", total=total, completed=completed, status="")
         self.progress.start()
 
-    def advance(self, step: int, loss: float, tokens_per_s: float) -> None:
-        if not console.is_terminal:  # a log file gets a line instead of a live bar
+    def advance(self, step: int, loss: float, tokens_per_s: float,
+                total: int | None = None, log: bool = False) -> None:
+        """Called every step; `total` re-estimates the last step (time-limited runs) for the ETA;
+        `log` asks for a line in non-terminal output (log files, CI)."""
+        if log and not console.is_terminal:  # a log file gets a line instead of a live bar
             console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} tok/s")
         if self.progress is not None:
-            self.progress.update(self.task, completed=step,
+            self.progress.update(self.task, completed=step, total=total or
+                                 self.progress.tasks[0].total,
                                  status=f"loss {loss:.3f}  {tokens_per_s:,.0f} tok/s")
 
     def stop(self) -> None:

@@ -207,9 +207,13 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                 window["tokens"] += out.n_tokens
                 window["correct"] += out.n_correct
                 window["time"] += dt
-                if state.step % cfg.log_every == 0 or state.step == 1:
-                    reporter.advance(state.step, loss_value / max(out.n_tokens, 1),
-                                     window["tokens"] / max(window["time"], 1e-9))
+                estimate = None
+                if cfg.max_minutes and state.elapsed_s > 0:  # steps the time limit allows
+                    estimate = int(state.step * cfg.max_minutes * 60 / state.elapsed_s)
+                    estimate = min(estimate, total) if total else estimate
+                reporter.advance(state.step, loss_value / max(out.n_tokens, 1),
+                                 window["tokens"] / max(window["time"], 1e-9), estimate,
+                                 log=state.step % cfg.log_every == 0 or state.step == 1)
                 if on_step is not None:
                     on_step(state.step)
                 if state.step % cfg.valid_every == 0:
