@@ -101,7 +101,7 @@ class TrainConfig:
     max_steps: int = 0
     max_minutes: float = 0.0
     warmup_steps: int = 0
-    schedule: Literal["constant", "plateau"] = "constant"
+    schedule: Literal["constant", "plateau", "linear"] = "constant"
     decay_factor: float = 0.5
     decay_patience: int = 2
     min_lr: float = 1e-5

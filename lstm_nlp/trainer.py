@@ -47,6 +47,7 @@ class TrainState:
     bad_validations: int = 0
     lr_scale: float = 1.0
     stopped_early: bool = False
+    epoch_len: int = 0  # batches in the current epoch
 
 
 @dataclass
@@ -64,9 +65,25 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def progress(cfg: TrainConfig, state: TrainState) -> float:
+    """How much of the training budget is spent, 0..1: the nearest of the set limits."""
+    done = [0.0]
+    if cfg.max_steps:
+        done.append(state.step / cfg.max_steps)
+    if cfg.max_minutes:
+        done.append(state.elapsed_s / (cfg.max_minutes * 60))
+    if cfg.max_epochs:
+        done.append((state.epoch + state.batch_in_epoch / max(state.epoch_len, 1))
+                    / cfg.max_epochs)
+    return min(max(done), 1.0)
+
+
 def learning_rate(cfg: TrainConfig, state: TrainState) -> float:
-    """Linear warmup over `warmup_steps`, times the plateau decay so far, floored at min_lr."""
+    """Linear warmup over `warmup_steps`, then: constant; or times the plateau decays so far; or
+    linear decay to min_lr over the budget (best for a fixed budget: Li et al. 2020)."""
     warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.schedule == "linear":
+        return warm * max(cfg.lr * (1.0 - progress(cfg, state)), cfg.min_lr)
     lr = cfg.lr * state.lr_scale
     if state.lr_scale < 1.0:
         lr = max(lr, cfg.min_lr)
@@ -165,6 +182,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
     model.train()
     reason = limit_reached()
     batches = task.epoch_batches(state.epoch)
+    state.epoch_len = len(batches)
     total = cfg.max_steps or (cfg.max_epochs * len(batches) if cfg.max_epochs else None)
     reporter.start(total, state.step)
     validated_at = -1
@@ -184,6 +202,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                     if (reason := limit_reached()):
                         break
                     batches = task.epoch_batches(state.epoch)
+                    state.epoch_len = len(batches)
                 t0 = time.perf_counter()
                 batch = task.collate(batches[state.batch_in_epoch])
                 optimizer.zero_grad(set_to_none=True)

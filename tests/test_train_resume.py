@@ -114,3 +114,20 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
         pipeline.train(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
     assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["step"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_learning_rate_schedules():
+    from lstm_nlp.config import TrainConfig
+    from lstm_nlp.trainer import TrainState, learning_rate
+
+    warm = TrainConfig(max_steps=100, lr=1.0, warmup_steps=10)
+    assert learning_rate(warm, TrainState(step=4)) == pytest.approx(0.5)
+    assert learning_rate(warm, TrainState(step=50)) == 1.0
+    linear = TrainConfig(max_steps=100, lr=1.0, schedule="linear", min_lr=0.01)
+    assert learning_rate(linear, TrainState(step=25)) == pytest.approx(0.75)
+    assert learning_rate(linear, TrainState(step=100)) == pytest.approx(0.01)
+    timed = TrainConfig(max_minutes=10, lr=1.0, schedule="linear", min_lr=0.0)
+    assert learning_rate(timed, TrainState(elapsed_s=150)) == pytest.approx(0.75)
+    plateau = TrainConfig(max_steps=100, lr=1.0, schedule="plateau", min_lr=0.1)
+    assert learning_rate(plateau, TrainState(lr_scale=0.5)) == 0.5
+    assert learning_rate(plateau, TrainState(lr_scale=0.01)) == 0.1
