@@ -6,14 +6,11 @@ Every problem with the input is a `DataError` that names the file, and the line 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from lstm_nlp.config import DataConfig
 from lstm_nlp.errors import DataError
-
-log = logging.getLogger(__name__)
 
 EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 

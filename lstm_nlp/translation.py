@@ -3,7 +3,6 @@ and turning raw source lines into raw target lines with greedy or beam search.""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -16,8 +15,6 @@ from lstm_nlp.decoding import beam_search, greedy_decode
 from lstm_nlp.errors import DataError
 from lstm_nlp.models import LossOutput, Seq2SeqModel
 from lstm_nlp.tokenizer import TokenizerPair
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
