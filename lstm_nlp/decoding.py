@@ -93,7 +93,8 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
         scores, pick = live.topk(K, dim=-1)                                     # (B, K) first K live
         new_origin, new_token = origin.gather(1, pick), token.gather(1, pick)   # (B, K)
         keep = (~done).nonzero().squeeze(1)                                     # (B',)
-        rows = (keep.unsqueeze(1) * K + new_origin[keep]).view(-1)              # (B'*K,)
+        origin_kept = new_origin[keep]                                          # (B', K)
+        rows = (keep.unsqueeze(1) * K + origin_kept).view(-1)                   # (B'*K,) of B*K
         history = torch.cat([history.view(B * K, -1)[rows].view(keep.numel(), K, -1),
                              new_token[keep].unsqueeze(-1)], dim=-1)            # (B', K, t+1)
         if keep.numel() < B:  # sentences left: their memory rows go too
@@ -102,18 +103,10 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
             best_score, best_tokens = best_score[keep], best_tokens[keep]
             n_finished = n_finished[keep]
         # Beams of a sentence share its memory: only the decoder state follows the beams.
-        enc = enc.select_state(_rows_after_keep(rows, keep, K))
+        kept_rows = (torch.arange(keep.numel()).unsqueeze(1) * K + origin_kept).view(-1)
+        enc = enc.select_state(kept_rows)                                       # rows of B'*K
         prev = new_token[keep].view(-1)
     return [_cut(seq, eos_id, int(n)) for seq, n in zip(result.tolist(), limits0)]
-
-
-def _rows_after_keep(rows: torch.Tensor, keep: torch.Tensor, K: int) -> torch.Tensor:
-    """Rows of the pre-shrink batch (B*K) -> the same rows in the shrunk batch (B'*K)."""
-    if keep.numel() * K == rows.numel() and bool((keep == torch.arange(keep.numel())).all()):
-        return rows
-    position = torch.full((int(keep.max()) + 1,), -1, dtype=torch.long)
-    position[keep] = torch.arange(keep.numel())
-    return position[rows // K] * K + rows % K
 
 
 def _cut(seq: list[int], eos_id: int, limit: int) -> list[int]:

@@ -29,7 +29,7 @@ def _dtype() -> torch.dtype | None:
 class _InputFeedingRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_gates, h0, c0, w_rec, keys, memory, w_comb, mask, dropout):
-        """x_gates (B, T, 4H) float32; h0, c0 (B, H); w_rec (4H, 2H); keys (B, S, H);
+        """x_gates (B, T, 4H) (embedding share of the gates, bias included); h0, c0 (B, H); w_rec (4H, 2H); keys (B, S, H);
         memory (B, S, M); w_comb (H, M + H); mask (B, S) bool -> feeds (B, T, H)."""
         low = _dtype() or x_gates.dtype
         B, T, G = x_gates.shape

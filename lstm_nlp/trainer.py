@@ -226,10 +226,8 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                 window["tokens"] += out.n_tokens
                 window["correct"] += out.n_correct
                 window["time"] += dt
-                estimate = None
-                if cfg.max_minutes and state.elapsed_s > 0:  # steps the time limit allows
-                    estimate = int(state.step * cfg.max_minutes * 60 / state.elapsed_s)
-                    estimate = min(estimate, total) if total else estimate
+                spent = progress(cfg, state)  # the nearest limit, so the ETA follows it too
+                estimate = int(state.step / spent) if spent > 0 else None
                 reporter.advance(state.step, loss_value / max(out.n_tokens, 1),
                                  window["tokens"] / max(window["time"], 1e-9), estimate,
                                  log=state.step % cfg.log_every == 0 or state.step == 1)
