@@ -12,7 +12,7 @@ import torch
 
 from lstm_nlp.config import Recipe, recipe_from_dict
 from lstm_nlp.errors import CheckpointError, LstmNlpError
-from lstm_nlp.tokenizer import TokenizerPair
+from lstm_nlp.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
 
 FORMAT = "lstm-nlp-checkpoint"
 VERSION = 1
@@ -71,6 +71,17 @@ def recipe_of(ckpt: dict[str, Any], path: Path) -> Recipe:
 def tokenizers_of(ckpt: dict[str, Any], path: Path) -> TokenizerPair:
     try:
         return TokenizerPair.from_state(ckpt["tokenizer"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: tokenizer missing from checkpoint ({e})") from None
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def tokenizer_of(ckpt: dict[str, Any], path: Path) -> Tokenizer:
+    """The single tokenizer of a language model or classifier checkpoint."""
+    try:
+        state = ckpt["tokenizer"]
+        return tokenizer_from_state(state["kind"], state["model"])
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: tokenizer missing from checkpoint ({e})") from None
     except CheckpointError as e:

@@ -3,6 +3,7 @@ into one red line and exit code 1 (130 after Ctrl-C). Heavy imports happen insid
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -102,34 +103,69 @@ def translate(
 
     options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
                    batch_size=batch_size, precision=precision.value if precision else None)
+    with _output_stream(output) as out:
+        pipeline.translate(model, input, out, sys.stdin, **options)
+
+
+@contextlib.contextmanager
+def _output_stream(output: Optional[Path]):
+    """stdout, or a file written atomically: a failed run leaves no half-written output."""
     if output is None:
-        pipeline.translate(model, input, sys.stdout, sys.stdin, **options)
+        yield sys.stdout
         return
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            pipeline.translate(model, input, f, sys.stdin, **options)
-        os.replace(tmp, output)  # a failed run leaves no half-written output file
+            yield f
+        os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@app.command()
+@_boundary
+def generate(
+    model: Model,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read prompts from this file, not stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per continuation [recipe].")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Softmax temperature; 0 = most likely token [recipe].")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Sample among the k most likely; 0 = all [recipe].")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling mass; 1 = all [recipe].")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed: same seed and input, same text.")] = 1,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per batch [recipe].")] = None,
+    precision: PrecisionOpt = None,
+) -> None:
+    """Continue each prompt line from stdin (or --input) with a language model: one line out per
+    line in; an empty line starts from the start of a text."""
+    from lstm_nlp import pipeline
+
+    options = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   seed=seed, batch_size=batch_size,
+                   precision=precision.value if precision else None)
+    with _output_stream(output) as out:
+        pipeline.generate(model, input, out, sys.stdin, **options)
 
 
 @app.command("eval")
 @_boundary
 def eval_(
     model: Model,
-    split: Annotated[Optional[str], typer.Option(help="Named split of the recipe's data [test].")] = None,
-    src: Annotated[Optional[Path], typer.Option(help="Source file (with --ref).")] = None,
-    ref: Annotated[Optional[Path], typer.Option(help="Reference file (with --src).")] = None,
-    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy [recipe].")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split of the recipe's data: train, valid, test (the recipe's names for them) or a split name [test].")] = None,
+    src: Annotated[Optional[Path], typer.Option(help="Translation: source file (with --ref).")] = None,
+    ref: Annotated[Optional[Path], typer.Option(help="Translation: reference file (with --src).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Language model: text file to score (default: stdin when piped, else --split).")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Translation: beam size; 1 = greedy [recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences (translation) or parallel streams (language model) per batch [recipe].")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Report folder [the run folder].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
-    """Score a model: BLEU and chrF (sacrebleu, with signature) and perplexity."""
+    """Score a model. Translation: BLEU and chrF (sacrebleu, with signature) and perplexity.
+    Language model: perplexity and bits per token of a split, a file, or text on stdin."""
     from lstm_nlp import pipeline
 
     pipeline.evaluate(model, split, src, ref, beam, out_dir,
-                      precision.value if precision else None)
+                      precision.value if precision else None, input, sys.stdin, batch_size)
 
 
 def main() -> None:

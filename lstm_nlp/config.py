@@ -1,8 +1,10 @@
 """Recipes: YAML -> typed, frozen, strict configuration.
 
-Every section is a frozen dataclass that owns its defaults. `load_recipe` refuses unknown keys
-(naming the key path and the nearest valid key), checks every type and range, and applies
-`--set a.b=c` overrides through the very same checks. Priority: --set > recipe file > default.
+The `task` key picks the recipe class (TranslateRecipe, LMRecipe), and with it the sections and
+keys that are valid. Every section is a frozen dataclass that owns its defaults. `load_recipe`
+refuses unknown keys (naming the key path and the nearest valid key), checks every type and
+range, and applies `--set a.b=c` overrides through the very same checks.
+Priority: --set > recipe file > default.
 """
 
 from __future__ import annotations
@@ -19,11 +21,8 @@ import yaml
 
 from lstm_nlp.errors import ConfigError
 
-Task = Literal["translate"]
-
-
 @dataclass(frozen=True)
-class DataConfig:
+class TranslateDataConfig:
     format: Literal["parallel", "tsv", "csv", "jsonl", "parquet", "disk", "hub"] = "parallel"
     dir: str = "."
     src_lang: str = "src"
@@ -43,27 +42,48 @@ class DataConfig:
         _at_least(p, "max_src_len", self.max_src_len, 1)
         _at_least(p, "max_tgt_len", self.max_tgt_len, 1)
         _at_least(p, "max_train_examples", self.max_train_examples, 0)
-        if self.format == "hub" and not self.hub_name:
-            raise ConfigError(f"{p}hub_name: required when {p}format is 'hub' (a dataset id)")
+        _hub_named(p, self.format, self.hub_name)
+
+
+@dataclass(frozen=True)
+class LMDataConfig:
+    """`text`: one file per split, `<dir>/<split>` or `<dir>/<split>.txt`, read line by line;
+    the other formats read `text_column` through `datasets`."""
+    format: Literal["text", "tsv", "csv", "jsonl", "parquet", "disk", "hub"] = "text"
+    dir: str = "."
+    text_column: str = "text"
+    hub_name: str = ""
+    hub_config: str = ""
+    train: str = "train"
+    valid: str = "valid"
+    test: str = "test"
+
+    def check(self, p: str) -> None:
+        _hub_named(p, self.format, self.hub_name)
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    type: Literal["unigram", "bpe"] = "unigram"
+    type: Literal["unigram", "bpe", "word"] = "unigram"
     vocab_size: int = 8000
+    min_freq: int = 1
     joint: bool = True
     character_coverage: float = 1.0
     byte_fallback: bool = False
     max_sentences: int = 2_000_000
 
     def check(self, p: str) -> None:
-        _at_least(p, "vocab_size", self.vocab_size, 16)
+        if self.type == "word":  # 0: every word seen in training
+            _at_least(p, "vocab_size", self.vocab_size, 0)
+        else:
+            _at_least(p, "vocab_size", self.vocab_size, 16)
+        _at_least(p, "min_freq", self.min_freq, 1)
         _between(p, "character_coverage", self.character_coverage, 0.9, 1.0)
         _at_least(p, "max_sentences", self.max_sentences, 100)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class TranslateModelConfig:
     emb_size: int = 256
     hidden_size: int = 512
     enc_layers: int = 1
@@ -88,26 +108,49 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class LMModelConfig:
+    """Embedding -> stacked LSTM -> output layer, with the AWD-LSTM regularisers as switches.
+    With tie_weights the last LSTM layer has emb_size units (Merity et al. 2017)."""
+    emb_size: int = 400
+    hidden_size: int = 1150
+    layers: int = 3
+    tie_weights: bool = True
+    init_range: float = 0.0
+    locked_dropout: bool = True
+    dropout: float = 0.4
+    dropout_input: float = 0.4
+    dropout_hidden: float = 0.25
+    dropout_embedding: float = 0.1
+    weight_drop: float = 0.5
+
+    def check(self, p: str) -> None:
+        for name in ("emb_size", "hidden_size", "layers"):
+            _at_least(p, name, getattr(self, name), 1)
+        _at_least(p, "init_range", self.init_range, 0.0)
+        for name in ("dropout", "dropout_input", "dropout_hidden", "dropout_embedding",
+                     "weight_drop"):
+            _between(p, name, getattr(self, name), 0.0, 0.99)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
+    """What every task's training shares: optimizer, schedule, limits, validation, precision."""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
     momentum: float = 0.0
     weight_decay: float = 0.0
     clip_norm: float = 5.0
-    label_smoothing: float = 0.1
-    scheduled_sampling: float = 0.0
-    batch_tokens: int = 4096
     max_epochs: int = 0
     max_steps: int = 0
     max_minutes: float = 0.0
     warmup_steps: int = 0
-    schedule: Literal["constant", "plateau", "linear"] = "constant"
+    schedule: Literal["constant", "plateau", "linear", "epoch_decay"] = "constant"
     decay_factor: float = 0.5
     decay_patience: int = 2
+    decay_start_epoch: int = 1
     min_lr: float = 1e-5
     valid_every: int = 500
-    valid_bleu: bool = True
-    early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "bleu"
+    early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "loss"
     patience: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: int = 0
@@ -117,18 +160,58 @@ class TrainConfig:
         _at_least(p, "lr", self.lr, 0.0, strict=True)
         for name in ("momentum", "weight_decay", "clip_norm", "max_minutes", "min_lr"):
             _at_least(p, name, getattr(self, name), 0.0)
-        _between(p, "label_smoothing", self.label_smoothing, 0.0, 0.99)
-        _between(p, "scheduled_sampling", self.scheduled_sampling, 0.0, 1.0)
         _between(p, "decay_factor", self.decay_factor, 0.01, 1.0)
-        _at_least(p, "batch_tokens", self.batch_tokens, 1)
-        _at_least(p, "valid_every", self.valid_every, 1)
         _at_least(p, "log_every", self.log_every, 1)
         for name in ("max_epochs", "max_steps", "warmup_steps", "patience", "decay_patience",
-                     "threads"):
+                     "decay_start_epoch", "threads", "valid_every"):
             _at_least(p, name, getattr(self, name), 0)
         if not (self.max_epochs or self.max_steps or self.max_minutes):
             raise ConfigError(f"{p}max_epochs, {p}max_steps, {p}max_minutes: set at least one "
                               "limit (0 means no limit)")
+
+
+@dataclass(frozen=True)
+class TranslateTrainConfig(TrainConfig):
+    label_smoothing: float = 0.1
+    scheduled_sampling: float = 0.0
+    batch_tokens: int = 4096
+    valid_bleu: bool = True
+    early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "bleu"
+
+    def check(self, p: str) -> None:
+        super().check(p)
+        _between(p, "label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _between(p, "scheduled_sampling", self.scheduled_sampling, 0.0, 1.0)
+        _at_least(p, "batch_tokens", self.batch_tokens, 1)
+        if self.early_stopping_metric == "bleu" and not self.valid_bleu:
+            raise ConfigError(f"{p}early_stopping_metric: 'bleu' needs {p}valid_bleu: true")
+
+
+@dataclass(frozen=True)
+class LMTrainConfig(TrainConfig):
+    """Truncated BPTT over `batch_size` parallel streams; `loss_per: sequence` sums the NLL over
+    each window and averages over streams (Zaremba et al.'s TensorFlow code, where their lr 1 and
+    clip 5 are set), `token` takes the mean per token (pytorch/examples)."""
+    batch_size: int = 20
+    bptt: int = 35
+    variable_bptt: bool = False
+    loss_per: Literal["token", "sequence"] = "token"
+    ar_alpha: float = 0.0
+    tar_beta: float = 0.0
+    valid_batch_size: int = 10
+    valid_every: int = 0
+    early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "ppl"
+
+    def check(self, p: str) -> None:
+        super().check(p)
+        _at_least(p, "batch_size", self.batch_size, 1)
+        _at_least(p, "bptt", self.bptt, 2)
+        _at_least(p, "valid_batch_size", self.valid_batch_size, 1)
+        _at_least(p, "ar_alpha", self.ar_alpha, 0.0)
+        _at_least(p, "tar_beta", self.tar_beta, 0.0)
+        if self.early_stopping_metric == "bleu":
+            raise ConfigError(f"{p}early_stopping_metric: 'bleu' is for translation; "
+                              "use ppl, loss or accuracy")
 
 
 @dataclass(frozen=True)
@@ -146,6 +229,23 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class GenerateConfig:
+    """Sampling defaults of `lstm-nlp generate` and of the report's samples."""
+    max_tokens: int = 50
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    batch_size: int = 64
+
+    def check(self, p: str) -> None:
+        _at_least(p, "max_tokens", self.max_tokens, 1)
+        _at_least(p, "temperature", self.temperature, 0.0)
+        _at_least(p, "top_k", self.top_k, 0)
+        _between(p, "top_p", self.top_p, 0.0, 1.0)
+        _at_least(p, "batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     tokenize: Literal["13a", "intl", "none", "char", "zh", "ja-mecab", "ko-mecab", "flores101",
                       "flores200"] = "13a"
@@ -157,14 +257,35 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class Recipe:
-    task: Task
+class LMEvalConfig:
+    batch_size: int = 1
+    bptt: int = 70
+    samples: int = 5
+    prompts: list[str] = field(default_factory=list)
+
+    def check(self, p: str) -> None:
+        _at_least(p, "batch_size", self.batch_size, 1)
+        _at_least(p, "bptt", self.bptt, 1)
+        _at_least(p, "samples", self.samples, 0)
+
+
+class _RecipeMethods:
+    def check(self, p: str) -> None:
+        pass
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TranslateRecipe(_RecipeMethods):
+    task: Literal["translate"]
     name: str = ""
     seed: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
+    data: TranslateDataConfig = field(default_factory=TranslateDataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    model: TranslateModelConfig = field(default_factory=TranslateModelConfig)
+    train: TranslateTrainConfig = field(default_factory=TranslateTrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -172,11 +293,23 @@ class Recipe:
         if self.model.share_embeddings and not self.tokenizer.joint:
             raise ConfigError("model.share_embeddings: needs tokenizer.joint: true "
                               "(one vocabulary for both sides)")
-        if self.train.early_stopping_metric == "bleu" and not self.train.valid_bleu:
-            raise ConfigError("train.early_stopping_metric: 'bleu' needs train.valid_bleu: true")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+
+@dataclass(frozen=True)
+class LMRecipe(_RecipeMethods):
+    task: Literal["lm"]
+    name: str = ""
+    seed: int = 1
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: LMModelConfig = field(default_factory=LMModelConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+
+
+Recipe = TranslateRecipe | LMRecipe
+RECIPES: dict[str, type] = {"translate": TranslateRecipe, "lm": LMRecipe}
 
 
 # ---------------------------------------------------------------- loading and validation
@@ -207,9 +340,14 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
 
 def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
+    """The `task` key picks the recipe class, and with it the valid sections and keys."""
+    tasks = ", ".join(RECIPES)
     if "task" not in raw:
-        raise ConfigError("task: missing; the recipe must name its task (task: translate)")
-    return _build(Recipe, raw, "")
+        raise ConfigError(f"task: missing; the recipe must name its task ({tasks})")
+    cls = RECIPES.get(raw["task"]) if isinstance(raw["task"], str) else None
+    if cls is None:
+        raise ConfigError(f"task: must be one of {tasks}; got {_show(raw['task'])}")
+    return _build(cls, raw, "")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -285,6 +423,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _convert(args[0], value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {_show(value)}")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
@@ -315,6 +458,11 @@ def _show(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return f"a {type(value).__name__}"
     return repr(value)
+
+
+def _hub_named(p: str, fmt: str, hub_name: str) -> None:
+    if fmt == "hub" and not hub_name:
+        raise ConfigError(f"{p}hub_name: required when {p}format is 'hub' (a dataset id)")
 
 
 def _at_least(p: str, name: str, value: float, lo: float, strict: bool = False) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstm_nlp.config import DataConfig
+from lstm_nlp.config import LMDataConfig, TranslateDataConfig
 from lstm_nlp.errors import DataError
 
 EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
@@ -25,6 +25,17 @@ class ParallelText:
 
     def __len__(self) -> int:
         return len(self.src)
+
+
+@dataclass
+class TextLines:
+    """The lines of one split of running text (language modeling)."""
+
+    lines: list[str]
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.lines)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -51,15 +62,34 @@ def split_utf8_lines(data: bytes, origin: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-def load_split(cfg: DataConfig, split: str) -> ParallelText:
+def load_split(cfg: TranslateDataConfig, split: str) -> ParallelText:
     """Load one named split (`split` is a file prefix for local files, a split name otherwise)."""
     if cfg.format == "parallel":
         pair = _load_parallel(Path(cfg.dir), split, cfg.src_lang, cfg.tgt_lang)
     else:
-        pair = _load_with_datasets(cfg, split)
+        ds, origin = _load_with_datasets(cfg, split)
+        pair = ParallelText(_column(ds, cfg.src_column, origin),
+                            _column(ds, cfg.tgt_column, origin), origin)
     if len(pair) == 0:
         raise DataError(f"{pair.origin}: split '{split}' is empty")
     return pair
+
+
+def load_text_split(cfg: LMDataConfig, split: str) -> TextLines:
+    """Running text of one split: `<dir>/<split>` or `<dir>/<split>.txt`, or a column through
+    `datasets`. Empty lines are kept (each line ends with an end-of-sentence token)."""
+    if cfg.format == "text":
+        folder = Path(cfg.dir)
+        if not folder.is_dir():
+            raise DataError(f"data folder not found: {folder}")
+        path = folder / split if (folder / split).is_file() else folder / f"{split}.txt"
+        text = TextLines(read_lines(path), str(path))
+    else:
+        ds, origin = _load_with_datasets(cfg, split)
+        text = TextLines(_column(ds, cfg.text_column, origin), origin)
+    if not any(line.strip() for line in text.lines):
+        raise DataError(f"{text.origin}: split '{split}' has no text")
+    return text
 
 
 def load_parallel_files(src_path: Path, tgt_path: Path) -> ParallelText:
@@ -76,7 +106,8 @@ def _load_parallel(folder: Path, split: str, src_lang: str, tgt_lang: str) -> Pa
     return load_parallel_files(folder / f"{split}.{src_lang}", folder / f"{split}.{tgt_lang}")
 
 
-def _load_with_datasets(cfg: DataConfig, split: str) -> ParallelText:
+def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig, split: str):
+    """(a `datasets.Dataset`, where it came from) for one split of a non-text format."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -115,8 +146,7 @@ def _load_with_datasets(cfg: DataConfig, split: str) -> ParallelText:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{cfg.hub_name if cfg.format == 'hub' else folder}: could not load "
                         f"split '{split}' as {cfg.format}: {first}") from None
-    return ParallelText(_column(ds, cfg.src_column, origin), _column(ds, cfg.tgt_column, origin),
-                        origin)
+    return ds, origin
 
 
 def _column(ds, name: str, origin: str) -> list[str]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lstm_nlp.batching import Seq2SeqBatch
-from lstm_nlp.config import ModelConfig
+from lstm_nlp.config import TranslateModelConfig
 from lstm_nlp.decoder import AttentionDecoder, DecoderState
 from lstm_nlp.encoder import LSTMEncoder
 from lstm_nlp.output_loss import output_loss
@@ -17,9 +17,17 @@ from lstm_nlp.output_loss import output_loss
 
 @dataclass
 class LossOutput:
+    """What a task's loss gives the trainer, which minimises loss / normalizer + penalty."""
+
     loss: torch.Tensor  # summed over tokens (divide by n_tokens for the mean)
     n_tokens: int
     n_correct: int
+    normalizer: int = 0                  # 0: n_tokens (mean per token)
+    penalty: torch.Tensor | None = None  # regularisation term, already scaled (e.g. AR/TAR)
+
+    def objective(self) -> torch.Tensor:
+        value = self.loss / max(self.normalizer or self.n_tokens, 1)
+        return value if self.penalty is None else value + self.penalty
 
 
 @dataclass
@@ -103,7 +111,7 @@ class Seq2SeqModel(nn.Module):
         return tgt_in
 
 
-def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, pad_id: int) -> Seq2SeqModel:
+def build_model(cfg: TranslateModelConfig, src_vocab: int, tgt_vocab: int, pad_id: int) -> Seq2SeqModel:
     return Seq2SeqModel(
         src_vocab=src_vocab, tgt_vocab=tgt_vocab, pad_id=pad_id, emb_size=cfg.emb_size,
         hidden_size=cfg.hidden_size, enc_layers=cfg.enc_layers, dec_layers=cfg.dec_layers,

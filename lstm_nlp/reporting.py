@@ -114,7 +114,10 @@ def print_scores(title: str, scores: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     for key, value in scores.items():
         if isinstance(value, float):
-            value = f"{value:.2f}"
+            value = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.2f}" \
+                if abs(value) >= 1 else f"{value:.4f}"
+        elif isinstance(value, int):
+            value = f"{value:,}"
         table.add_row(key, str(value))
     console.print(table)
 

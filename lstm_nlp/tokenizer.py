@@ -1,16 +1,18 @@
-"""Sentencepiece tokenizers: trained from the training split on first use, stored in the run folder
-and inside every checkpoint (as the serialized model), so a checkpoint alone maps raw text to raw text.
+"""Tokenizers: sentencepiece (unigram/BPE) or a word-level vocabulary, trained from the training
+split on first use, stored in the run folder and inside every checkpoint (serialized), so a
+checkpoint alone maps raw text to raw text.
 
 This module is the single source of truth for the special ids and the vocabulary size.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Protocol
 
 import sentencepiece as spm
 
@@ -18,11 +20,30 @@ from lstm_nlp.config import TokenizerConfig
 from lstm_nlp.errors import CheckpointError, ConfigError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+WORD_SPECIALS = ("<pad>", "<unk>", "<s>", "<eos>")  # the word vocabulary's ids 0..3
+WORD_MAGIC = b"lstm-nlp word vocabulary 1\n"
 
 
-class Tokenizer:
-    """A sentencepiece model; `encode` gives ids without BOS/EOS, `decode` gives detokenized text."""
+class Tokenizer(Protocol):
+    """Text <-> ids. `encode` gives ids without BOS/EOS; `decode` gives detokenized text."""
 
+    kind: str
+    proto: bytes
+    pad_id: int
+    unk_id: int
+    bos_id: int
+    eos_id: int
+
+    @property
+    def vocab_size(self) -> int: ...
+    def encode(self, texts: list[str]) -> list[list[int]]: ...
+    def decode(self, ids: list[list[int]]) -> list[str]: ...
+
+
+class SentencePieceTokenizer:
+    """A sentencepiece model (unigram or BPE), serialized as its model proto."""
+
+    kind = "sentencepiece"
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
 
     def __init__(self, proto: bytes):
@@ -48,9 +69,72 @@ class Tokenizer:
     def pieces(self, text: str) -> list[str]:
         return self.sp.EncodeAsPieces(text)
 
+
+class WordTokenizer:
+    """Whitespace-separated words; out-of-vocabulary words become `<unk>` (a literal `<unk>` in
+    the text too, as in PTB and WikiText), and `decode` joins words with single spaces. Keeps
+    word-level perplexities comparable with published ones."""
+
+    kind = "word"
+    pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+
+    def __init__(self, words: list[str]):
+        if list(words[:4]) != list(WORD_SPECIALS):
+            raise CheckpointError("word vocabulary was not made by lstm-nlp (special ids differ)")
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.proto = WORD_MAGIC + "\n".join(self.words).encode("utf-8")
+
     @classmethod
-    def load(cls, path: Path) -> "Tokenizer":
-        return cls(Path(path).read_bytes())
+    def from_proto(cls, proto: bytes) -> "WordTokenizer":
+        if not proto.startswith(WORD_MAGIC):
+            raise CheckpointError("word vocabulary is corrupt (bad header)")
+        try:
+            words = proto[len(WORD_MAGIC):].decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise CheckpointError("word vocabulary is corrupt (not UTF-8)") from None
+        return cls(words)
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int, min_freq: int) -> "WordTokenizer":
+        """The `vocab_size` most frequent words (0: all) seen at least `min_freq` times; ties are
+        broken alphabetically so the vocabulary does not depend on the order of the data."""
+        counts = collections.Counter(w for t in texts for w in t.split())
+        for special in WORD_SPECIALS:
+            counts.pop(special, None)
+        ranked = sorted((w for w, c in counts.items() if c >= min_freq),
+                        key=lambda w: (-counts[w], w))
+        if vocab_size:
+            ranked = ranked[: max(vocab_size - len(WORD_SPECIALS), 0)]
+        if not ranked:
+            raise ConfigError(f"tokenizer: no word occurs at least {min_freq} times in the "
+                              "training text")
+        return cls(list(WORD_SPECIALS) + ranked)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        get, unk = self.index.get, UNK_ID
+        return [[get(w, unk) for w in t.split()] for t in texts]
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        words, n = self.words, len(self.words)
+        return [" ".join(words[i] for i in row if 3 < i < n or i == UNK_ID) for row in ids]
+
+
+def tokenizer_from_state(kind: str, proto: bytes) -> Tokenizer:
+    if kind == "word":
+        return WordTokenizer.from_proto(bytes(proto))
+    if kind == "sentencepiece":
+        return SentencePieceTokenizer(bytes(proto))
+    raise CheckpointError(f"unknown tokenizer kind {kind!r}")
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    data = Path(path).read_bytes()
+    return tokenizer_from_state("word" if data.startswith(WORD_MAGIC) else "sentencepiece", data)
 
 
 @dataclass
@@ -64,21 +148,24 @@ class TokenizerPair:
     def joint(self) -> bool:
         return self.src is self.tgt
 
-    def to_state(self) -> dict[str, bytes]:
-        state = {"src": self.src.proto}
+    def to_state(self) -> dict[str, bytes | str]:
+        state = {"kind": self.src.kind, "src": self.src.proto}
         if not self.joint:
             state["tgt"] = self.tgt.proto
         return state
 
     @classmethod
     def from_state(cls, state: dict) -> "TokenizerPair":
-        src = Tokenizer(bytes(state["src"]))
-        tgt = Tokenizer(bytes(state["tgt"])) if "tgt" in state else src
+        kind = state.get("kind", "sentencepiece")
+        src = tokenizer_from_state(kind, state["src"])
+        tgt = tokenizer_from_state(kind, state["tgt"]) if "tgt" in state else src
         return cls(src, tgt)
 
 
-def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
-    """Train one sentencepiece model in memory."""
+def train_tokenizer(texts: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
+    """Train one tokenizer in memory."""
+    if cfg.type == "word":
+        return WordTokenizer.train(texts, cfg.vocab_size, cfg.min_freq)
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     try:
@@ -93,7 +180,7 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, seed: int) -> To
     except RuntimeError as e:
         raise ConfigError(f"tokenizer: sentencepiece could not train with this recipe "
                           f"(vocab_size {cfg.vocab_size}): {str(e).strip()}") from None
-    return Tokenizer(model.getvalue())
+    return SentencePieceTokenizer(model.getvalue())
 
 
 def train_or_load(folder: Path, cfg: TokenizerConfig, src_texts: list[str],
@@ -104,13 +191,21 @@ def train_or_load(folder: Path, cfg: TokenizerConfig, src_texts: list[str],
     if cfg.joint:
         if not joint.exists():
             _atomic_write(joint, train_tokenizer(src_texts + tgt_texts, cfg, seed).proto)
-        tok = Tokenizer.load(joint)
+        tok = load_tokenizer(joint)
         return TokenizerPair(tok, tok)
     if not src_path.exists():
         _atomic_write(src_path, train_tokenizer(src_texts, cfg, seed).proto)
     if not tgt_path.exists():
         _atomic_write(tgt_path, train_tokenizer(tgt_texts, cfg, seed).proto)
-    return TokenizerPair(Tokenizer.load(src_path), Tokenizer.load(tgt_path))
+    return TokenizerPair(load_tokenizer(src_path), load_tokenizer(tgt_path))
+
+
+def train_or_load_one(path: Path, cfg: TokenizerConfig, texts: list[str], seed: int) -> Tokenizer:
+    """One tokenizer (language model, classifier): load `path`, or train it and store it there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _atomic_write(path, train_tokenizer(texts, cfg, seed).proto)
+    return load_tokenizer(path)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -34,6 +34,9 @@ class TrainTask(Protocol):
     def collate(self, item: Any) -> Any: ...
     def loss(self, model: torch.nn.Module, batch: Any) -> LossOutput: ...
     def validate(self, model: torch.nn.Module) -> dict[str, float]: ...
+    # State the task carries from batch to batch (an LM's hidden state), saved in checkpoints.
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -80,10 +83,14 @@ def progress(cfg: TrainConfig, state: TrainState) -> float:
 
 def learning_rate(cfg: TrainConfig, state: TrainState) -> float:
     """Linear warmup over `warmup_steps`, then: constant; or times the plateau decays so far; or
-    linear decay to min_lr over the budget (best for a fixed budget: Li et al. 2020)."""
+    linear decay to min_lr over the budget (best for a fixed budget: Li et al. 2020); or times
+    decay_factor for each epoch after the first decay_start_epoch (Zaremba et al. 2014)."""
     warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.schedule == "linear":
         return warm * max(cfg.lr * (1.0 - progress(cfg, state)), cfg.min_lr)
+    if cfg.schedule == "epoch_decay":
+        decays = max(0, state.epoch + 1 - cfg.decay_start_epoch)
+        return warm * max(cfg.lr * cfg.decay_factor ** decays, cfg.min_lr)
     lr = cfg.lr * state.lr_scale
     if state.lr_scale < 1.0:
         lr = max(lr, cfg.min_lr)
@@ -126,6 +133,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
         optimizer.load_state_dict(ckpt["optimizer"])
         state = TrainState(**ckpt["train_state"])
         torch.set_rng_state(ckpt["rng"])
+        task.load_state_dict(ckpt.get("task_state", {}))
         truncate_metrics(run_dir / "metrics.jsonl", state.step)
     metric_key, higher = STOPPING_METRICS[cfg.early_stopping_metric]
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) \
@@ -134,7 +142,8 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
     def save(path: Path) -> None:
         checkpoint.save(path, {**extra, "model": model.state_dict(),
                                "optimizer": optimizer.state_dict(),
-                               "train_state": asdict(state), "rng": torch.get_rng_state()})
+                               "train_state": asdict(state), "rng": torch.get_rng_state(),
+                               "task_state": task.state_dict()})
 
     window = {"loss": 0.0, "tokens": 0, "correct": 0, "time": 0.0}
     last_row: dict[str, float] = {}
@@ -208,7 +217,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
                     out = task.loss(model, batch)
-                (out.loss / max(out.n_tokens, 1)).backward()
+                out.objective().backward()
                 if cfg.clip_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
                 for group in optimizer.param_groups:
@@ -233,7 +242,8 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                                  log=state.step % cfg.log_every == 0 or state.step == 1)
                 if on_step is not None:
                     on_step(state.step)
-                if state.step % cfg.valid_every == 0:
+                if (state.step % cfg.valid_every == 0 if cfg.valid_every
+                        else state.batch_in_epoch >= len(batches)):  # 0: at each epoch's end
                     validated_at = state.step
                     stop = validate()
                     tick()

@@ -9,7 +9,7 @@ import torch
 
 from lstm_nlp import metrics
 from lstm_nlp.batching import Seq2SeqBatch, pad, seq2seq_batch, sorted_chunks, token_batches
-from lstm_nlp.config import Recipe
+from lstm_nlp.config import TranslateRecipe as Recipe
 from lstm_nlp.data import ParallelText
 from lstm_nlp.decoding import beam_search, greedy_decode
 from lstm_nlp.errors import DataError
@@ -65,6 +65,12 @@ class TranslationTask:
     def loss(self, model: Seq2SeqModel, batch: Seq2SeqBatch) -> LossOutput:
         tr = self.recipe.train
         return model.loss(batch, tr.label_smoothing, tr.scheduled_sampling)
+
+    def state_dict(self) -> dict:
+        return {}  # nothing carried between batches
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     def validate(self, model: Seq2SeqModel) -> dict[str, float]:
         stats = teacher_forced(model, self.tok, self.valid_src, self.valid_tgt,

@@ -66,3 +66,47 @@ def trained_run(tmp_path_factory, corpus) -> Path:
     folder = tmp_path_factory.mktemp("run")
     recipe = write_recipe(folder / "tiny.yaml", tiny_recipe(corpus))
     return pipeline.train(recipe, [], run_dir=folder / "run")
+
+
+def write_text_corpus(folder: Path, n_train: int = 300, n_eval: int = 30, seed: int = 5) -> Path:
+    """Running English text from the demo grammar: train/valid/test.txt, one sentence a line."""
+    rng = random.Random(seed)
+    lines = [make_demo.sentence(rng)[0] for _ in range(n_train + 2 * n_eval)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", lines[:n_train]), ("valid", lines[n_train:n_train + n_eval]),
+                       ("test", lines[n_train + n_eval:])):
+        (folder / f"{name}.txt").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def tiny_lm_recipe(data_dir: Path, **sections) -> dict:
+    recipe = {
+        "task": "lm", "seed": 1,
+        "data": {"dir": str(data_dir)},
+        "tokenizer": {"type": "word", "vocab_size": 0},
+        "model": {"emb_size": 24, "hidden_size": 32, "layers": 2, "dropout": 0.2,
+                  "dropout_input": 0.1, "dropout_hidden": 0.1, "dropout_embedding": 0.1,
+                  "weight_drop": 0.2},
+        "train": {"lr": 0.01, "batch_size": 8, "bptt": 12, "max_epochs": 3,
+                  "ar_alpha": 1.0, "tar_beta": 1.0, "log_every": 5},
+        "generate": {"max_tokens": 8},
+        "eval": {"samples": 2, "bptt": 16},
+    }
+    for name, values in sections.items():
+        recipe.setdefault(name, {}).update(values)
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def text_corpus(tmp_path_factory) -> Path:
+    return write_text_corpus(tmp_path_factory.mktemp("text"))
+
+
+@pytest.fixture(scope="session")
+def trained_lm(tmp_path_factory, text_corpus) -> Path:
+    """One tiny language-model run, shared by the inference tests."""
+    from lstm_nlp import pipeline
+
+    folder = tmp_path_factory.mktemp("lm")
+    recipe = write_recipe(folder / "tiny-lm.yaml", tiny_lm_recipe(text_corpus))
+    return pipeline.train(recipe, [], run_dir=folder / "run")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lstm_nlp.config import DataConfig
+from lstm_nlp.config import TranslateDataConfig
 from lstm_nlp.data import load_split, read_lines
 from lstm_nlp.errors import DataError
 
@@ -12,7 +12,7 @@ PAIRS = [("Ein Hund.", "A dog."), ("Zwei Katzen, \"drei\".", "Two cats, \"three\
 def test_parallel_files_crlf_and_missing_final_newline(tmp_path):
     (tmp_path / "train.de").write_bytes(b"Ein Hund.\r\nZwei Katzen.")
     (tmp_path / "train.en").write_bytes(b"A dog.\nTwo cats.\n")
-    split = load_split(DataConfig(dir=str(tmp_path), src_lang="de", tgt_lang="en"), "train")
+    split = load_split(TranslateDataConfig(dir=str(tmp_path), src_lang="de", tgt_lang="en"), "train")
     assert split.src == ["Ein Hund.", "Zwei Katzen."] and split.tgt == ["A dog.", "Two cats."]
 
 
@@ -20,7 +20,7 @@ def test_misaligned_files_name_both_files(tmp_path):
     (tmp_path / "train.de").write_text("a\nb\nc\n")
     (tmp_path / "train.en").write_text("a\nb\n")
     with pytest.raises(DataError, match=r"misaligned files: .*train.de has 3 lines, .*train.en has 2"):
-        load_split(DataConfig(dir=str(tmp_path), src_lang="de", tgt_lang="en"), "train")
+        load_split(TranslateDataConfig(dir=str(tmp_path), src_lang="de", tgt_lang="en"), "train")
 
 
 def test_non_utf8_names_file_and_line(tmp_path):
@@ -30,11 +30,11 @@ def test_non_utf8_names_file_and_line(tmp_path):
 
 
 def test_missing_file_folder_and_empty_split(tmp_path):
-    cfg = DataConfig(dir=str(tmp_path), src_lang="de", tgt_lang="en")
+    cfg = TranslateDataConfig(dir=str(tmp_path), src_lang="de", tgt_lang="en")
     with pytest.raises(DataError, match="file not found: .*train.de"):
         load_split(cfg, "train")
     with pytest.raises(DataError, match="data folder not found"):
-        load_split(DataConfig(dir=str(tmp_path / "nope")), "train")
+        load_split(TranslateDataConfig(dir=str(tmp_path / "nope")), "train")
     (tmp_path / "train.de").write_text("")
     (tmp_path / "train.en").write_text("")
     with pytest.raises(DataError, match="split 'train' is empty"):
@@ -66,10 +66,10 @@ def _write_tabular(tmp_path, fmt):
 def test_tabular_formats_through_datasets(tmp_path, fmt):
     _write_tabular(tmp_path, fmt)
     if fmt == "disk":
-        cfg = DataConfig(format="disk", dir=str(tmp_path / "ds"), src_column="translation.de",
+        cfg = TranslateDataConfig(format="disk", dir=str(tmp_path / "ds"), src_column="translation.de",
                          tgt_column="translation.en")
     else:
-        cfg = DataConfig(format=fmt, dir=str(tmp_path), src_column="de", tgt_column="en")
+        cfg = TranslateDataConfig(format=fmt, dir=str(tmp_path), src_column="de", tgt_column="en")
     split = load_split(cfg, "train")
     assert list(zip(split.src, split.tgt)) == PAIRS
 
@@ -77,17 +77,17 @@ def test_tabular_formats_through_datasets(tmp_path, fmt):
 def test_tabular_errors(tmp_path):
     _write_tabular(tmp_path, "jsonl")
     with pytest.raises(DataError, match=r"no column 'src' \(columns: de, en\)"):
-        load_split(DataConfig(format="jsonl", dir=str(tmp_path)), "train")
+        load_split(TranslateDataConfig(format="jsonl", dir=str(tmp_path)), "train")
     (tmp_path / "valid.tsv").write_bytes(b"de\ten\nok\tok\n\xff\tbad\n")
     with pytest.raises(DataError, match="valid.tsv: line 3, byte 1: not valid UTF-8"):
-        load_split(DataConfig(format="tsv", dir=str(tmp_path), src_column="de", tgt_column="en"),
+        load_split(TranslateDataConfig(format="tsv", dir=str(tmp_path), src_column="de", tgt_column="en"),
                    "valid")
     _write_tabular(tmp_path, "disk")
     with pytest.raises(DataError, match=r"no split 'test' \(has: train\)"):
-        load_split(DataConfig(format="disk", dir=str(tmp_path / "ds")), "test")
+        load_split(TranslateDataConfig(format="disk", dir=str(tmp_path / "ds")), "test")
 
 
 def test_hub_offline_is_a_clear_error(tmp_path):
-    cfg = DataConfig(format="hub", hub_name="no-such-user/no-such-dataset-xyz")
+    cfg = TranslateDataConfig(format="hub", hub_name="no-such-user/no-such-dataset-xyz")
     with pytest.raises(DataError, match="could not load split 'train' as hub"):
         load_split(cfg, "train")

@@ -5,7 +5,8 @@ import pytest
 from lstm_nlp import metrics
 from lstm_nlp.config import TokenizerConfig
 from lstm_nlp.errors import CheckpointError, ConfigError
-from lstm_nlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerPair, train_or_load
+from lstm_nlp.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, SentencePieceTokenizer,
+                                TokenizerPair, train_or_load)
 
 TEXTS = ["Ein kleines Mädchen klettert in ein Spielhaus.", "A little girl climbs.",
          "Zwei Männer stehen am Herd und bereiten Essen zu."] * 30
@@ -37,7 +38,7 @@ def test_vocabulary_size_is_an_upper_bound_and_no_text_is_an_error(tmp_path):
 
 def test_corrupt_tokenizer_model():
     with pytest.raises(CheckpointError, match="tokenizer model is corrupt"):
-        Tokenizer(b"not a model")
+        SentencePieceTokenizer(b"not a model")
 
 
 @pytest.mark.parametrize("hyp, ref, expected", [

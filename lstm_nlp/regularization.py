@@ -1,0 +1,78 @@
+"""The AWD-LSTM regularisers (Merity et al. 2017, "Regularizing and Optimizing LSTM Language
+Models"), each a no-op in eval mode or with p = 0:
+
+- locked (variational) dropout: one mask per sequence, shared by all time steps (Gal &
+  Ghahramani 2016);
+- embedding dropout: drops whole words, i.e. rows of the embedding matrix;
+- weight drop (DropConnect) on the hidden-to-hidden matrix of an `nn.LSTM`, applied to the weight
+  before the call, so the fused LSTM kernel still runs;
+- activation regularisation (AR) and temporal activation regularisation (TAR).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+
+def keep_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32
+              ) -> torch.Tensor:
+    """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p).
+
+    Drawn from random bytes (7 per int64 draw), so p is rounded to a multiple of 1/256; about
+    10x faster than `bernoulli_` here, which matters for masks the size of a weight matrix."""
+    n = 1
+    for d in shape:
+        n *= d
+    words = torch.empty((n + 6) // 7, dtype=torch.int64).random_()           # 63 random bits
+    random_bytes = words.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:n]  # uniform 0..255
+    threshold = round(p * 256)
+    scale = 256.0 / (256 - threshold)
+    return (random_bytes >= threshold).view(shape).to(dtype) * scale
+
+
+def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """x (T, B, H): one mask (1, B, H) for every time step of each sequence."""
+    if not training or p == 0.0:
+        return x
+    return x * keep_mask((1, x.size(1), x.size(2)), p, x.dtype)
+
+
+def embedding_dropout(weight: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Drop whole words: rows of the (V, E) embedding matrix, the same for every occurrence."""
+    if not training or p == 0.0:
+        return weight
+    return weight * keep_mask((weight.size(0), 1), p, weight.dtype)
+
+
+def weight_dropped_lstm(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
+                        p: float, training: bool):
+    """Run a one-layer `nn.LSTM` with DropConnect on weight_hh_l0: the dropped matrix is passed in
+    place of the parameter (gradients reach the parameter through the mask)."""
+    if not training or p == 0.0:
+        return lstm(x, state)
+    dropped = lstm.weight_hh_l0 * keep_mask(tuple(lstm.weight_hh_l0.shape), p,
+                                            lstm.weight_hh_l0.dtype)
+    return functional_call(lstm, {"weight_hh_l0": dropped}, (x, state))
+
+
+def activation_penalty(dropped_out: torch.Tensor, raw_out: torch.Tensor, alpha: float,
+                       beta: float) -> torch.Tensor | None:
+    """AR: alpha * mean(h_t^2) on the dropped output of the last layer; TAR: beta *
+    mean((h_t - h_{t-1})^2) on its output before dropout. Both (T, B, H)."""
+    penalty = None
+    if alpha:
+        penalty = alpha * dropped_out.float().pow(2).mean()
+    if beta and raw_out.size(0) > 1:
+        tar = beta * (raw_out[1:] - raw_out[:-1]).float().pow(2).mean()
+        penalty = tar if penalty is None else penalty + tar
+    return penalty
+
+
+def standard_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout with a fresh mask per element (Zaremba et al. 2014), from the same fast masks."""
+    if not training or p == 0.0:
+        return x
+    return x * keep_mask(tuple(x.shape), p, x.dtype)
+

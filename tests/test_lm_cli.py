@@ -1,0 +1,134 @@
+"""Language modeling end to end: train, resume, eval (split, file, stdin), generate, errors."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lstm_nlp import checkpoint, pipeline
+from lstm_nlp.cli import app
+from lstm_nlp.errors import DataError
+from conftest import tiny_lm_recipe, write_recipe
+
+runner = CliRunner()
+
+
+def test_lm_run_folder_report_and_one_validation_per_epoch(trained_lm):
+    for name in ("recipe.yaml", "best.pt", "last.pt", "metrics.jsonl", "report.md",
+                 "tokenizer/lm.model"):
+        assert (trained_lm / name).is_file(), name
+    rows = [json.loads(r) for r in (trained_lm / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # valid_every 0: at each epoch's end
+    assert rows[-1]["val_ppl"] < rows[0]["val_ppl"]
+    report = (trained_lm / "report.md").read_text()
+    assert "## Perplexity" in report and "## Samples" in report
+    test = json.loads((trained_lm / "report.json").read_text())["test"]
+    assert test["tokens"] > 0 and test["ppl"] > 1 and len(test["samples"]) == 2
+
+
+def test_eval_split_file_and_stdin_agree(trained_lm, text_corpus, tmp_path):
+    by_split = runner.invoke(app, ["eval", "-m", str(trained_lm), "--split", "test",
+                                   "--out-dir", str(tmp_path)])
+    assert by_split.exit_code == 0, by_split.stderr
+    split_ppl = json.loads((tmp_path / "eval-test.json").read_text())["ppl"]
+    text = (text_corpus / "test.txt").read_bytes()
+    piped = runner.invoke(app, ["eval", "-m", str(trained_lm), "--out-dir", str(tmp_path)],
+                          input=text)
+    assert piped.exit_code == 0, piped.stderr
+    stdin = json.loads((tmp_path / "eval-stdin.json").read_text())
+    assert stdin["ppl"] == pytest.approx(split_ppl)
+    assert stdin["bits_per_token"] == pytest.approx(stdin["nll"] / 0.693147, rel=1e-4)
+    by_file = runner.invoke(app, ["eval", "-m", str(trained_lm), "-i",
+                                  str(text_corpus / "test.txt"), "--out-dir", str(tmp_path)])
+    assert by_file.exit_code == 0, by_file.stderr
+    assert json.loads((tmp_path / "eval-test.json").read_text())["ppl"] == pytest.approx(split_ppl)
+    assert "ppl" in piped.stderr and piped.stdout == ""  # results on stderr and in files
+
+
+def test_eval_batch_size_changes_little(trained_lm, tmp_path):
+    result = runner.invoke(app, ["eval", "-m", str(trained_lm), "--split", "valid",
+                                 "--batch-size", "4", "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "eval-valid.json").read_text())["batch_size"] == 4
+
+
+def test_generate_one_line_per_prompt_reproducible(trained_lm):
+    prompts = b"The red horse\n\nNow the\r\nA girl\n"
+    args = ["generate", "-m", str(trained_lm), "--max-tokens", "6", "--seed", "3"]
+    one = runner.invoke(app, args, input=prompts)
+    two = runner.invoke(app, args, input=prompts)
+    assert one.exit_code == 0, one.stderr
+    lines = one.stdout.split("\n")
+    assert len(lines) == 5 and lines[-1] == ""
+    assert one.stdout == two.stdout
+    assert "generated 4 continuations" in one.stderr
+    other = runner.invoke(app, args[:-1] + ["4", "--temperature", "2"], input=prompts)
+    assert other.stdout != one.stdout
+    bf16 = runner.invoke(app, args + ["--precision", "bf16"], input=prompts)
+    assert bf16.exit_code == 0 and len(bf16.stdout.split("\n")) == 5
+
+
+@pytest.mark.parametrize("args, data, message", [
+    (["generate", "--top-p", "0"], b"a\n", "--top-p in (0, 1]"),
+    (["generate"], b"ok\n\xfe\n", "stdin: line 2, byte 1: not valid UTF-8 (0xfe)"),
+    (["eval"], b"", "stdin: no text to evaluate"),
+    (["eval", "--src", "x.de", "--ref", "x.en"], b"", "--src/--ref/--beam are for translation"),
+    (["eval", "--split", "nope"], b"", "nope.txt"),
+    (["translate"], b"a\n", "is a language model; translate needs a translation model"),
+])
+def test_lm_cli_errors_are_one_line(trained_lm, args, data, message):
+    result = runner.invoke(app, [args[0], "-m", str(trained_lm), *args[1:]], input=data)
+    assert result.exit_code == 1, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_generate_refuses_a_translation_model(trained_run):
+    result = runner.invoke(app, ["generate", "-m", str(trained_run)], input=b"a\n")
+    assert result.exit_code == 1
+    assert "is a translation model; generate needs a language model" in result.stderr
+
+
+def test_bad_lm_data_gives_clear_errors(tmp_path, text_corpus):
+    def train(folder, **sections):
+        recipe = write_recipe(tmp_path / "r.yaml", tiny_lm_recipe(folder, **sections))
+        return pipeline.train(recipe, [], run_dir=tmp_path / "run", overwrite=True)
+
+    with pytest.raises(DataError, match="data folder not found"):
+        train(tmp_path / "missing")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.txt").write_bytes(b"good line\nbad \xc3\x28 line\n")
+    (bad / "valid.txt").write_text("x\n")
+    with pytest.raises(DataError, match=r"train.txt: line 2, byte 5: not valid UTF-8"):
+        train(bad)
+    (bad / "train.txt").write_text("\n  \n")
+    with pytest.raises(DataError, match="split 'train' has no text"):
+        train(bad)
+    (bad / "train.txt").write_text("a b c\n")
+    with pytest.raises(DataError, match="training text too short"):
+        train(bad)
+
+
+def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_lm_recipe(
+        text_corpus, train={"max_epochs": 0, "max_steps": 30, "valid_every": 10,
+                            "variable_bptt": True}))
+    pipeline.train(recipe, [], run_dir=tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_15(step):
+        if step == 15:
+            raise Killed
+
+    with pytest.raises(Killed):
+        pipeline.train(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_15)
+    saved = checkpoint.load(tmp_path / "killed" / "last.pt")
+    assert saved["train_state"]["step"] == 10 and saved["task_state"]["hidden"]
+    pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
