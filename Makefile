@@ -1,4 +1,4 @@
-# make demo   fresh machine: venv + install, train the demo recipe, translate, score
+# make demo   fresh machine: venv + install, train the demo recipes, translate, score, generate
 # make test   fresh machine: venv + install, run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -29,9 +29,16 @@ demo: $(STAMP)
 	$(BIN)/sacrebleu data/demo/test.de -i runs/demo-translate/test.hyp -m bleu chrf -b
 	@echo "--- lstm-nlp eval (BLEU, chrF, perplexity; report in runs/demo-translate/):"
 	$(BIN)/lstm-nlp eval -m runs/demo-translate --split test
+	@echo "--- language model on the English demo text:"
+	$(BIN)/lstm-nlp train recipes/demo-lm.yaml --overwrite
+	@echo "--- continue three prompts (stdin -> stdout; an empty line starts a new text):"
+	printf 'the red horse\nNow the\n\n' | $(BIN)/lstm-nlp generate -m runs/demo-lm --temperature 0.7 --seed 1
+	@echo "--- perplexity of held-out text piped on stdin:"
+	cat data/demo/test.en | $(BIN)/lstm-nlp eval -m runs/demo-lm
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_translate_speed.py
+	$(BIN)/python tests/benchmarks/bench_lm_speed.py
 
 clean:
 	rm -rf $(VENV) runs
