@@ -1,9 +1,10 @@
 """Checkpoints: state dicts + the resolved recipe (plain dict) + the tokenizer models, written
 atomically and loaded with `weights_only=True` (loading never runs code from the file).
-A checkpoint alone rebuilds the model and its tokenizers."""
+A checkpoint alone rebuilds the model and its tokenizers (`load_model`)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 
 from lstm_nlp.config import Recipe, recipe_from_dict
-from lstm_nlp.errors import CheckpointError, LstmNlpError
+from lstm_nlp.errors import CheckpointError, ConfigError, LstmNlpError
 from lstm_nlp.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
 
 FORMAT = "lstm-nlp-checkpoint"
@@ -51,6 +52,13 @@ def load(path: Path) -> dict[str, Any]:
 def resolve(model_path: Path) -> Path:
     """A run folder means its best checkpoint (else its last); a file means itself."""
     model_path = Path(model_path)
+    chain = model_path / "chain.json"
+    if model_path.is_dir() and chain.is_file():  # a chain answers with its last stage
+        try:
+            folders = json.loads(chain.read_text(encoding="utf-8"))["folders"]
+        except (ValueError, KeyError, TypeError):
+            raise CheckpointError(f"{chain}: unreadable chain description") from None
+        return resolve(model_path / folders[-1])
     if model_path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (model_path / name).is_file():
@@ -96,3 +104,41 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], path: Path, what:
         detail = " ".join(line.strip() for line in first[:3])[:300]
         raise CheckpointError(f"{path}: {what} does not match the recipe's model: {detail}") \
             from None
+
+
+def load_model(model_path: Path):
+    """A run folder (its best checkpoint) or a checkpoint file -> (model in eval mode, tokenizer
+    or tokenizer pair, recipe), whatever the task."""
+    path = resolve(model_path)
+    ckpt = load(path)
+    recipe = recipe_of(ckpt, path)
+    from lstm_nlp.classifier import build_classifier
+    from lstm_nlp.language_model import build_lm
+    from lstm_nlp.models import build_model
+
+    if recipe.task == "translate":
+        tok = tokenizers_of(ckpt, path)
+        model = build_model(recipe.model, tok.src.vocab_size, tok.tgt.vocab_size, tok.tgt.pad_id)
+    elif recipe.task == "lm":
+        tok = tokenizer_of(ckpt, path)
+        model = build_lm(recipe.model, tok.vocab_size)
+    else:
+        tok = tokenizer_of(ckpt, path)
+        classes = ckpt.get("classes")
+        if not isinstance(classes, list) or len(classes) < 2:
+            raise CheckpointError(f"{path}: class names missing from checkpoint")
+        model = build_classifier(recipe.model, tok.vocab_size, [str(c) for c in classes])
+    load_state(model, ckpt["model"], path, "model weights")
+    model.eval()
+    return model, tok, recipe
+
+
+def load_for(model_path: Path, task: str, verb: str):
+    model, tok, recipe = load_model(model_path)
+    if recipe.task != task:
+        names = {"translate": "translation", "lm": "language", "classify": "classification"}
+        verbs = {"translate": "translate, eval", "lm": "generate, eval",
+                 "classify": "classify, eval"}[recipe.task]
+        raise ConfigError(f"{model_path} is a {names[recipe.task]} model; {verb} needs a "
+                          f"{names[task]} model (this one works with: {verbs})")
+    return model, tok, recipe

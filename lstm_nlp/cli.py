@@ -99,12 +99,12 @@ def translate(
     precision: PrecisionOpt = None,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line."""
-    from lstm_nlp import pipeline
+    from lstm_nlp import translate_pipeline
 
     options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
                    batch_size=batch_size, precision=precision.value if precision else None)
     with _output_stream(output) as out:
-        pipeline.translate(model, input, out, sys.stdin, **options)
+        translate_pipeline.translate(model, input, out, sys.stdin, **options)
 
 
 @contextlib.contextmanager
@@ -138,13 +138,36 @@ def generate(
 ) -> None:
     """Continue each prompt line from stdin (or --input) with a language model: one line out per
     line in; an empty line starts from the start of a text."""
-    from lstm_nlp import pipeline
+    from lstm_nlp import lm_pipeline
 
     options = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                    seed=seed, batch_size=batch_size,
                    precision=precision.value if precision else None)
     with _output_stream(output) as out:
-        pipeline.generate(model, input, out, sys.stdin, **options)
+        lm_pipeline.generate(model, input, out, sys.stdin, **options)
+
+
+class Format(str, Enum):
+    tsv = "tsv"
+    jsonl = "jsonl"
+
+
+@app.command()
+@_boundary
+def classify(
+    model: Model,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read texts from this file, not stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="tsv: label<TAB>probability; jsonl: every class's probability.")] = Format.tsv,
+    batch_size: Annotated[Optional[int], typer.Option(help="Texts per batch [recipe].")] = None,
+    precision: PrecisionOpt = None,
+) -> None:
+    """Classify each line of stdin (or --input): one output line per input line, in order."""
+    from lstm_nlp import classify_pipeline
+
+    with _output_stream(output) as out:
+        classify_pipeline.classify(model, input, out, sys.stdin, format.value, batch_size,
+                                   precision.value if precision else None)
 
 
 @app.command("eval")
@@ -154,14 +177,15 @@ def eval_(
     split: Annotated[Optional[str], typer.Option(help="Split of the recipe's data: train, valid, test (the recipe's names for them) or a split name [test].")] = None,
     src: Annotated[Optional[Path], typer.Option(help="Translation: source file (with --ref).")] = None,
     ref: Annotated[Optional[Path], typer.Option(help="Translation: reference file (with --src).")] = None,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Language model: text file to score (default: stdin when piped, else --split).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Language model: text file to score (default: stdin when piped, else --split). Classifier: a labeled file in the recipe's format.")] = None,
     beam: Annotated[Optional[int], typer.Option(help="Translation: beam size; 1 = greedy [recipe].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences (translation) or parallel streams (language model) per batch [recipe].")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Report folder [the run folder].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Score a model. Translation: BLEU and chrF (sacrebleu, with signature) and perplexity.
-    Language model: perplexity and bits per token of a split, a file, or text on stdin."""
+    Language model: perplexity and bits per token of a split, a file, or text on stdin.
+    Classifier: accuracy, macro-F1, per-class scores and confusion matrix of a split or file."""
     from lstm_nlp import pipeline
 
     pipeline.evaluate(model, split, src, ref, beam, out_dir,

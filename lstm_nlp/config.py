@@ -1,9 +1,9 @@
 """Recipes: YAML -> typed, frozen, strict configuration.
 
-The `task` key picks the recipe class (TranslateRecipe, LMRecipe), and with it the sections and
-keys that are valid. Every section is a frozen dataclass that owns its defaults. `load_recipe`
-refuses unknown keys (naming the key path and the nearest valid key), checks every type and
-range, and applies `--set a.b=c` overrides through the very same checks.
+The `task` key picks the recipe class (TranslateRecipe, LMRecipe, ClassifyRecipe, ChainRecipe),
+and with it the sections and keys that are valid. Every section is a frozen dataclass that owns
+its defaults. `load_recipe` refuses unknown keys (naming the key path and the nearest valid key),
+checks every type and range, and applies `--set a.b=c` overrides through the very same checks.
 Priority: --set > recipe file > default.
 """
 
@@ -63,10 +63,34 @@ class LMDataConfig:
 
 
 @dataclass(frozen=True)
+class ClassifyDataConfig:
+    """Rows of text and label, read through `datasets` from `<dir>/<split>.<format>` (a `.gz`
+    beside it works too), a `save_to_disk` folder or the hub. `valid: ""` holds out
+    `valid_fraction` of the training rows instead."""
+    format: Literal["tsv", "csv", "jsonl", "parquet", "disk", "hub"] = "tsv"
+    dir: str = "."
+    text_column: str = "text"
+    label_column: str = "label"
+    hub_name: str = ""
+    hub_config: str = ""
+    train: str = "train"
+    valid: str = "valid"
+    test: str = "test"
+    valid_fraction: float = 0.1
+    max_train_examples: int = 0
+
+    def check(self, p: str) -> None:
+        _hub_named(p, self.format, self.hub_name)
+        _between(p, "valid_fraction", self.valid_fraction, 0.0, 0.5)
+        _at_least(p, "max_train_examples", self.max_train_examples, 0)
+
+
+@dataclass(frozen=True)
 class TokenizerConfig:
     type: Literal["unigram", "bpe", "word"] = "unigram"
     vocab_size: int = 8000
     min_freq: int = 1
+    lowercase: bool = False
     joint: bool = True
     character_coverage: float = 1.0
     byte_fallback: bool = False
@@ -110,7 +134,9 @@ class TranslateModelConfig:
 @dataclass(frozen=True)
 class LMModelConfig:
     """Embedding -> stacked LSTM -> output layer, with the AWD-LSTM regularisers as switches.
-    With tie_weights the last LSTM layer has emb_size units (Merity et al. 2017)."""
+    With tie_weights the last LSTM layer has emb_size units (Merity et al. 2017). `init_from`
+    (a language-model run folder or checkpoint) starts from its weights and tokenizer: target-
+    domain fine-tuning, ULMFiT's second stage."""
     emb_size: int = 400
     hidden_size: int = 1150
     layers: int = 3
@@ -122,6 +148,7 @@ class LMModelConfig:
     dropout_hidden: float = 0.25
     dropout_embedding: float = 0.1
     weight_drop: float = 0.5
+    init_from: str = ""
 
     def check(self, p: str) -> None:
         for name in ("emb_size", "hidden_size", "layers"):
@@ -130,6 +157,45 @@ class LMModelConfig:
         for name in ("dropout", "dropout_input", "dropout_hidden", "dropout_embedding",
                      "weight_drop"):
             _between(p, name, getattr(self, name), 0.0, 0.99)
+
+
+@dataclass(frozen=True)
+class ClassifyModelConfig:
+    """Embedding -> (bi)LSTM -> pooling -> classifier head. With `init_from` (a language model
+    trained by lstm-nlp) the embedding and LSTM layers, their sizes and the tokenizer come from
+    that model (ULMFiT, Howard & Ruder 2018): emb_size, hidden_size, layers and tie_weights must
+    then match it, and the encoder is unidirectional like the language model."""
+    emb_size: int = 300
+    hidden_size: int = 512
+    layers: int = 1
+    bidirectional: bool = True
+    tie_weights: bool = False
+    pooling: Literal["last", "max", "mean", "attention", "concat"] = "max"
+    head_hidden: int = 0
+    dropout: float = 0.5
+    dropout_input: float = 0.2
+    dropout_hidden: float = 0.2
+    dropout_embedding: float = 0.0
+    weight_drop: float = 0.0
+    locked_dropout: bool = True
+    max_tokens: int = 400
+    long_text: Literal["head", "tail", "chunk"] = "head"
+    chunk_tokens: int = 70
+    init_from: str = ""
+
+    def check(self, p: str) -> None:
+        for name in ("emb_size", "hidden_size", "layers", "max_tokens", "chunk_tokens"):
+            _at_least(p, name, getattr(self, name), 1)
+        _at_least(p, "head_hidden", self.head_hidden, 0)
+        for name in ("dropout", "dropout_input", "dropout_hidden", "dropout_embedding",
+                     "weight_drop"):
+            _between(p, name, getattr(self, name), 0.0, 0.99)
+        if self.init_from and self.bidirectional:
+            raise ConfigError(f"{p}bidirectional: must be false with {p}init_from (a language "
+                              "model reads left to right)")
+        if self.long_text == "chunk" and self.bidirectional:
+            raise ConfigError(f"{p}long_text: 'chunk' carries the state forward through a long "
+                              f"text; it needs {p}bidirectional: false")
 
 
 @dataclass(frozen=True)
@@ -144,11 +210,15 @@ class TrainConfig:
     max_steps: int = 0
     max_minutes: float = 0.0
     warmup_steps: int = 0
-    schedule: Literal["constant", "plateau", "linear", "epoch_decay"] = "constant"
+    schedule: Literal["constant", "plateau", "linear", "epoch_decay", "slanted"] = "constant"
     decay_factor: float = 0.5
     decay_patience: int = 2
     decay_start_epoch: int = 1
+    cut_frac: float = 0.1
+    slanted_ratio: float = 32.0
     min_lr: float = 1e-5
+    layer_lr_decay: float = 1.0
+    gradual_unfreezing: bool = False
     valid_every: int = 500
     early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "loss"
     patience: int = 0
@@ -161,6 +231,9 @@ class TrainConfig:
         for name in ("momentum", "weight_decay", "clip_norm", "max_minutes", "min_lr"):
             _at_least(p, name, getattr(self, name), 0.0)
         _between(p, "decay_factor", self.decay_factor, 0.01, 1.0)
+        _between(p, "cut_frac", self.cut_frac, 0.0, 0.99)
+        _at_least(p, "slanted_ratio", self.slanted_ratio, 1.0)
+        _at_least(p, "layer_lr_decay", self.layer_lr_decay, 1.0)
         _at_least(p, "log_every", self.log_every, 1)
         for name in ("max_epochs", "max_steps", "warmup_steps", "patience", "decay_patience",
                      "decay_start_epoch", "threads", "valid_every"):
@@ -168,6 +241,9 @@ class TrainConfig:
         if not (self.max_epochs or self.max_steps or self.max_minutes):
             raise ConfigError(f"{p}max_epochs, {p}max_steps, {p}max_minutes: set at least one "
                               "limit (0 means no limit)")
+        if self.gradual_unfreezing and not self.max_epochs:
+            raise ConfigError(f"{p}gradual_unfreezing: unfreezes one layer group per epoch; "
+                              f"set {p}max_epochs")
 
 
 @dataclass(frozen=True)
@@ -212,6 +288,22 @@ class LMTrainConfig(TrainConfig):
         if self.early_stopping_metric == "bleu":
             raise ConfigError(f"{p}early_stopping_metric: 'bleu' is for translation; "
                               "use ppl, loss or accuracy")
+
+
+@dataclass(frozen=True)
+class ClassifyTrainConfig(TrainConfig):
+    """Batches of `batch_size` texts of similar length."""
+    batch_size: int = 32
+    label_smoothing: float = 0.0
+    valid_every: int = 0
+    early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "accuracy"
+
+    def check(self, p: str) -> None:
+        super().check(p)
+        _at_least(p, "batch_size", self.batch_size, 1)
+        _between(p, "label_smoothing", self.label_smoothing, 0.0, 0.99)
+        if self.early_stopping_metric in ("bleu", "ppl"):
+            raise ConfigError(f"{p}early_stopping_metric: use accuracy or loss for a classifier")
 
 
 @dataclass(frozen=True)
@@ -278,6 +370,16 @@ class _RecipeMethods:
 
 
 @dataclass(frozen=True)
+class ClassifyEvalConfig:
+    batch_size: int = 64
+    samples: int = 10
+
+    def check(self, p: str) -> None:
+        _at_least(p, "batch_size", self.batch_size, 1)
+        _at_least(p, "samples", self.samples, 0)
+
+
+@dataclass(frozen=True)
 class TranslateRecipe(_RecipeMethods):
     task: Literal["translate"]
     name: str = ""
@@ -308,8 +410,36 @@ class LMRecipe(_RecipeMethods):
     eval: LMEvalConfig = field(default_factory=LMEvalConfig)
 
 
-Recipe = TranslateRecipe | LMRecipe
-RECIPES: dict[str, type] = {"translate": TranslateRecipe, "lm": LMRecipe}
+@dataclass(frozen=True)
+class ClassifyRecipe(_RecipeMethods):
+    task: Literal["classify"]
+    name: str = ""
+    seed: int = 1
+    data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ClassifyModelConfig = field(default_factory=ClassifyModelConfig)
+    train: ClassifyTrainConfig = field(default_factory=ClassifyTrainConfig)
+    eval: ClassifyEvalConfig = field(default_factory=ClassifyEvalConfig)
+
+
+@dataclass(frozen=True)
+class ChainRecipe(_RecipeMethods):
+    """Recipes trained one after the other in one run folder (`<run>/<stage name>/`); each stage
+    after the first starts from the one before (its model.init_from is set to it): ULMFiT's
+    general LM -> target-domain LM -> classifier. Paths are relative to the chain recipe."""
+    task: Literal["chain"]
+    name: str = ""
+    seed: int = 1
+    stages: list[str] = field(default_factory=list)
+
+    def check(self, p: str) -> None:
+        if len(self.stages) < 2:
+            raise ConfigError("stages: a chain needs at least two recipe files")
+
+
+Recipe = TranslateRecipe | LMRecipe | ClassifyRecipe | ChainRecipe
+RECIPES: dict[str, type] = {"translate": TranslateRecipe, "lm": LMRecipe,
+                            "classify": ClassifyRecipe, "chain": ChainRecipe}
 
 
 # ---------------------------------------------------------------- loading and validation

@@ -6,10 +6,12 @@ Every problem with the input is a `DataError` that names the file, and the line 
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstm_nlp.config import LMDataConfig, TranslateDataConfig
+from lstm_nlp.config import ClassifyDataConfig, LMDataConfig, TranslateDataConfig
 from lstm_nlp.errors import DataError
 
 EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
@@ -36,6 +38,18 @@ class TextLines:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+
+@dataclass
+class LabeledText:
+    """Texts and their labels (as strings) of one split (classification)."""
+
+    texts: list[str]
+    labels: list[str]
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -106,7 +120,45 @@ def _load_parallel(folder: Path, split: str, src_lang: str, tgt_lang: str) -> Pa
     return load_parallel_files(folder / f"{split}.{src_lang}", folder / f"{split}.{tgt_lang}")
 
 
-def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig, split: str):
+def load_labeled_split(cfg: ClassifyDataConfig, split: str) -> LabeledText:
+    """Texts and labels of one split; a label may be a name or an integer."""
+    ds, origin = _load_with_datasets(cfg, split)
+    data = LabeledText(_column(ds, cfg.text_column, origin), _column(ds, cfg.label_column, origin),
+                       origin)
+    if len(data) == 0:
+        raise DataError(f"{origin}: split '{split}' is empty")
+    for i, label in enumerate(data.labels):
+        if not label.strip():
+            raise DataError(f"{origin}: row {i + 1}: empty label")
+    return data
+
+
+def load_labeled_file(path: Path, cfg: ClassifyDataConfig) -> LabeledText:
+    """A labeled file outside the recipe's data, in the recipe's format and columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl",
+           "parquet": "parquet"}.get(name.rsplit(".", 1)[-1], cfg.format)
+    if fmt not in EXTENSIONS:
+        raise DataError(f"{path}: give a .tsv, .csv, .jsonl or .parquet file")
+    local = dataclasses.replace(cfg, format=fmt, dir=str(path.parent))
+    return load_labeled_split(local, name.rsplit(".", 1)[0])
+
+
+def _local_file(folder: Path, split: str, ext: str) -> Path:
+    """`<dir>/<split>.<ext>`, or its gzip-compressed `.gz` sibling."""
+    path = folder / f"{split}.{ext}"
+    gz = path.with_name(path.name + ".gz")
+    if not path.is_file() and gz.is_file():
+        return gz
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    return path
+
+
+def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig | ClassifyDataConfig, split: str):
     """(a `datasets.Dataset`, where it came from) for one split of a non-text format."""
     import datasets
 
@@ -127,12 +179,16 @@ def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig, split: str):
                     raise DataError(f"{folder}: no split '{split}' (has: {', '.join(ds)})")
                 ds = ds[split]
         else:
-            path = folder / f"{split}.{EXTENSIONS[cfg.format]}"
+            path = _local_file(folder, split, EXTENSIONS[cfg.format])
             origin = str(path)
-            if not path.is_file():
-                raise DataError(f"file not found: {path}")
             if cfg.format != "parquet":  # text formats: precise line numbers for bad bytes
-                split_utf8_lines(path.read_bytes(), origin)
+                data = path.read_bytes()
+                if path.suffix == ".gz":
+                    try:
+                        data = gzip.decompress(data)
+                    except (OSError, EOFError) as e:
+                        raise DataError(f"{path}: not a readable gzip file ({e})") from None
+                split_utf8_lines(data, origin)
             builder, kwargs = {
                 "tsv": ("csv", {"sep": "\t", "quoting": 3, "keep_default_na": False}),
                 "csv": ("csv", {"keep_default_na": False}),

@@ -21,7 +21,7 @@ COLUMNS = [  # (key, header, format) of the per-validation table
     ("step", "step", "{:d}"), ("epoch", "epoch", "{:d}"), ("train_loss", "train loss", "{:.3f}"),
     ("val_loss", "val loss", "{:.3f}"), ("train_acc", "train acc", "{:.1%}"),
     ("val_acc", "val acc", "{:.1%}"), ("val_ppl", "val ppl", "{:.2f}"),
-    ("val_bleu", "val BLEU", "{:.2f}"), ("lr", "lr", "{:.2e}"),
+    ("val_bleu", "val BLEU", "{:.2f}"), ("val_f1", "val F1", "{:.1%}"), ("lr", "lr", "{:.2e}"),
     ("tokens_per_s", "tok/s", "{:,.0f}"),
 ]
 
@@ -43,8 +43,9 @@ def _fmt(fmt: str, value: Any) -> str:
 class Reporter:
     """Progress bar during training, one table row per validation."""
 
-    def __init__(self, metrics_path: Path | None):
+    def __init__(self, metrics_path: Path | None, unit: str = "tok"):
         self.metrics_path = metrics_path
+        self.unit = unit  # what the trainer counts: tokens, or texts for a classifier
         self.progress: Progress | None = None
         self.task = None
 
@@ -61,11 +62,11 @@ class Reporter:
         """Called every step; `total` re-estimates the last step (time-limited runs) for the ETA;
         `log` asks for a line in non-terminal output (log files, CI)."""
         if log and not console.is_terminal:  # a log file gets a line instead of a live bar
-            console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} tok/s")
+            console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} {self.unit}/s")
         if self.progress is not None:
             self.progress.update(self.task, completed=step, total=total or
                                  self.progress.tasks[0].total,
-                                 status=f"loss {loss:.3f}  {tokens_per_s:,.0f} tok/s")
+                                 status=f"loss {loss:.3f}  {tokens_per_s:,.0f} {self.unit}/s")
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -75,8 +76,9 @@ class Reporter:
     def validation(self, row: dict[str, Any], best: bool) -> None:
         cols = [c for c in COLUMNS if c[0] in row]
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-        for _, header, _ in cols:
-            table.add_column(header, justify="right")
+        for key, header, _ in cols:
+            table.add_column(f"{self.unit}/s" if key == "tokens_per_s" else header,
+                             justify="right")
         table.add_row(*[_fmt(fmt, row[key]) for key, _, fmt in cols],
                       style="green" if best else None)
         console.print(table)
@@ -119,6 +121,20 @@ def print_scores(title: str, scores: dict[str, Any]) -> None:
         elif isinstance(value, int):
             value = f"{value:,}"
         table.add_row(key, str(value))
+    console.print(table)
+
+
+def print_confusion(classes: list[str], confusion: list[list[int]],
+                    per_class: dict[str, dict[str, float]]) -> None:
+    """Per-class precision/recall/F1 and the confusion matrix (rows: true, columns: predicted)."""
+    table = Table(title="per class; confusion matrix (rows: true, columns: predicted)",
+                  show_edge=False, box=None, header_style="bold")
+    for header in ["class", "precision", "recall", "F1", "support", *classes]:
+        table.add_column(header, justify="left" if header == "class" else "right")
+    for name, row in zip(classes, confusion):
+        c = per_class[name]
+        table.add_row(name, f"{c['precision']:.1%}", f"{c['recall']:.1%}", f"{c['f1']:.1%}",
+                      f"{c['support']:,}", *[f"{v:,}" for v in row])
     console.print(table)
 
 

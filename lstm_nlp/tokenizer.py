@@ -21,7 +21,7 @@ from lstm_nlp.errors import CheckpointError, ConfigError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 WORD_SPECIALS = ("<pad>", "<unk>", "<s>", "<eos>")  # the word vocabulary's ids 0..3
-WORD_MAGIC = b"lstm-nlp word vocabulary 1\n"
+WORD_MAGIC = b"lstm-nlp word vocabulary 1"  # + " lowercase" + "\n", then one word a line
 
 
 class Tokenizer(Protocol):
@@ -78,28 +78,33 @@ class WordTokenizer:
     kind = "word"
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str], lowercase: bool = False):
         if list(words[:4]) != list(WORD_SPECIALS):
             raise CheckpointError("word vocabulary was not made by lstm-nlp (special ids differ)")
         self.words = list(words)
+        self.lowercase = lowercase
         self.index = {w: i for i, w in enumerate(self.words)}
-        self.proto = WORD_MAGIC + "\n".join(self.words).encode("utf-8")
+        header = WORD_MAGIC + (b" lowercase" if lowercase else b"") + b"\n"
+        self.proto = header + "\n".join(self.words).encode("utf-8")
 
     @classmethod
     def from_proto(cls, proto: bytes) -> "WordTokenizer":
-        if not proto.startswith(WORD_MAGIC):
+        header, _, body = proto.partition(b"\n")
+        if header not in (WORD_MAGIC, WORD_MAGIC + b" lowercase"):
             raise CheckpointError("word vocabulary is corrupt (bad header)")
         try:
-            words = proto[len(WORD_MAGIC):].decode("utf-8").split("\n")
+            words = body.decode("utf-8").split("\n")
         except UnicodeDecodeError:
             raise CheckpointError("word vocabulary is corrupt (not UTF-8)") from None
-        return cls(words)
+        return cls(words, lowercase=header.endswith(b"lowercase"))
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, min_freq: int) -> "WordTokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int, min_freq: int,
+              lowercase: bool = False) -> "WordTokenizer":
         """The `vocab_size` most frequent words (0: all) seen at least `min_freq` times; ties are
         broken alphabetically so the vocabulary does not depend on the order of the data."""
-        counts = collections.Counter(w for t in texts for w in t.split())
+        counts = collections.Counter(w for t in texts
+                                     for w in (t.lower() if lowercase else t).split())
         for special in WORD_SPECIALS:
             counts.pop(special, None)
         ranked = sorted((w for w, c in counts.items() if c >= min_freq),
@@ -109,7 +114,7 @@ class WordTokenizer:
         if not ranked:
             raise ConfigError(f"tokenizer: no word occurs at least {min_freq} times in the "
                               "training text")
-        return cls(list(WORD_SPECIALS) + ranked)
+        return cls(list(WORD_SPECIALS) + ranked, lowercase)
 
     @property
     def vocab_size(self) -> int:
@@ -117,6 +122,8 @@ class WordTokenizer:
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         get, unk = self.index.get, UNK_ID
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
         return [[get(w, unk) for w in t.split()] for t in texts]
 
     def decode(self, ids: list[list[int]]) -> list[str]:
@@ -165,7 +172,7 @@ class TokenizerPair:
 def train_tokenizer(texts: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
     """Train one tokenizer in memory."""
     if cfg.type == "word":
-        return WordTokenizer.train(texts, cfg.vocab_size, cfg.min_freq)
+        return WordTokenizer.train(texts, cfg.vocab_size, cfg.min_freq, cfg.lowercase)
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     try:
@@ -175,6 +182,7 @@ def train_tokenizer(texts: list[str], cfg: TokenizerConfig, seed: int) -> Tokeni
             byte_fallback=cfg.byte_fallback, input_sentence_size=cfg.max_sentences,
             shuffle_input_sentence=True, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID,
             eos_id=EOS_ID, hard_vocab_limit=False, num_threads=os.cpu_count() or 1,
+            normalization_rule_name="nmt_nfkc_cf" if cfg.lowercase else "nmt_nfkc",
             minloglevel=2,
         )
     except RuntimeError as e:
@@ -206,6 +214,11 @@ def train_or_load_one(path: Path, cfg: TokenizerConfig, texts: list[str], seed: 
     if not path.exists():
         _atomic_write(path, train_tokenizer(texts, cfg, seed).proto)
     return load_tokenizer(path)
+
+
+def save_tokenizer(path: Path, tok: Tokenizer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, tok.proto)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -60,12 +60,41 @@ class TrainResult:
     reason: str
 
 
-def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def layer_groups(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
+    """The model's parameters in groups from the input side to the output side (a model without
+    `layer_groups()` is one group). Each parameter appears once, in its first group."""
+    groups = model.layer_groups() if hasattr(model, "layer_groups") else [list(model.parameters())]
+    seen: set[int] = set()
+    out = []
+    for group in groups:
+        unique = [p for p in group if id(p) not in seen]
+        seen.update(id(p) for p in unique)
+        out.append(unique)
+    return out
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """One parameter group per layer group; with layer_lr_decay d, each group below the top gets
+    the lr of the one above divided by d (discriminative fine-tuning, Howard & Ruder 2018)."""
+    groups = layer_groups(model)
+    params = [{"params": g, "lr_mult": cfg.layer_lr_decay ** -(len(groups) - 1 - i)}
+              for i, g in enumerate(groups)]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def unfreeze(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None:
+    """Gradual unfreezing (Howard & Ruder 2018): in epoch e (from 0) only the top e + 1 layer
+    groups are trained."""
+    if not cfg.gradual_unfreezing:
+        return
+    groups = layer_groups(model)
+    for i, group in enumerate(groups):
+        for p in group:
+            p.requires_grad_(i >= len(groups) - 1 - epoch)
 
 
 def progress(cfg: TrainConfig, state: TrainState) -> float:
@@ -84,10 +113,16 @@ def progress(cfg: TrainConfig, state: TrainState) -> float:
 def learning_rate(cfg: TrainConfig, state: TrainState) -> float:
     """Linear warmup over `warmup_steps`, then: constant; or times the plateau decays so far; or
     linear decay to min_lr over the budget (best for a fixed budget: Li et al. 2020); or times
-    decay_factor for each epoch after the first decay_start_epoch (Zaremba et al. 2014)."""
+    decay_factor for each epoch after the first decay_start_epoch (Zaremba et al. 2014); or
+    slanted triangular: up from lr / slanted_ratio over the first cut_frac of the budget, then
+    linearly down to it (Howard & Ruder 2018)."""
     warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.schedule == "linear":
         return warm * max(cfg.lr * (1.0 - progress(cfg, state)), cfg.min_lr)
+    if cfg.schedule == "slanted":
+        p = progress(cfg, state)
+        x = p / cfg.cut_frac if p < cfg.cut_frac else 1.0 - (p - cfg.cut_frac) / (1.0 - cfg.cut_frac)
+        return warm * cfg.lr * (1.0 + x * (cfg.slanted_ratio - 1.0)) / cfg.slanted_ratio
     if cfg.schedule == "epoch_decay":
         decays = max(0, state.epoch + 1 - cfg.decay_start_epoch)
         return warm * max(cfg.lr * cfg.decay_factor ** decays, cfg.min_lr)
@@ -124,7 +159,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
         reporter: Reporter, extra: dict[str, Any], resume: bool,
         on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train until a limit or early stopping; `extra` (recipe, tokenizer) goes into checkpoints."""
-    optimizer = build_optimizer(model.parameters(), cfg)
+    optimizer = build_optimizer(model, cfg)
     state = TrainState()
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume:
@@ -192,6 +227,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
     reason = limit_reached()
     batches = task.epoch_batches(state.epoch)
     state.epoch_len = len(batches)
+    unfreeze(model, cfg, state.epoch)
     total = cfg.max_steps or (cfg.max_epochs * len(batches) if cfg.max_epochs else None)
     reporter.start(total, state.step)
     validated_at = -1
@@ -212,6 +248,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                         break
                     batches = task.epoch_batches(state.epoch)
                     state.epoch_len = len(batches)
+                    unfreeze(model, cfg, state.epoch)
                 t0 = time.perf_counter()
                 batch = task.collate(batches[state.batch_in_epoch])
                 optimizer.zero_grad(set_to_none=True)
@@ -220,8 +257,9 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                 out.objective().backward()
                 if cfg.clip_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                lr = learning_rate(cfg, state)
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(cfg, state)
+                    group["lr"] = lr * group.get("lr_mult", 1.0)
                 optimizer.step()
                 dt = time.perf_counter() - t0
                 state.step += 1

@@ -28,7 +28,7 @@ def test_shipped_recipes_load_and_comment_every_key(path):
     ({"model": {"bidirectional": "yes"}}, "model.bidirectional: expected true or false, got 'yes'"),
     ({"model": {"tie_output": True}}, "model.tie_output: needs model.emb_size == model.hidden_size"),
     ({"train": {"max_steps": 0}}, "set at least one limit"),
-    ({"task": "summarize"}, "task: must be one of translate, lm; got 'summarize'"),
+    ({"task": "summarize"}, "task: must be one of translate, lm, classify, chain; got 'summarize'"),
     ({"model": 3}, "model: expected a section (mapping), got 3"),
 ])
 def test_bad_recipe_values_name_the_key(tmp_path, change, message):

@@ -187,6 +187,16 @@ def test_word_vocabulary_round_trip_and_unknown_words():
         WordTokenizer.train(lines, 0, min_freq=9)
 
 
+def test_lowercase_vocabularies_fold_case_in_training_and_encoding():
+    word = train_tokenizer(["The Cat", "the cat"], TokenizerConfig(type="word", vocab_size=0,
+                                                                   lowercase=True), seed=1)
+    assert word.words[4:] == ["cat", "the"] and word.encode(["THE CAT"]) == word.encode(["the cat"])
+    assert tokenizer_from_state("word", word.proto).encode(["The"]) == word.encode(["the"])
+    sp = train_tokenizer(["The Cat sat on the Mat."] * 50, TokenizerConfig(
+        vocab_size=30, lowercase=True), seed=1)
+    assert sp.encode(["THE CAT"]) == sp.encode(["the cat"])
+
+
 def test_token_stream_ends_every_line_with_eos_and_starts_from_eos():
     tok = WordTokenizer.train(["a b"], 0, 1)
     stream = token_stream(tok, ["a b", "", "b"]).tolist()

@@ -30,11 +30,11 @@ def test_existing_run_folder_is_never_overwritten_silently(tmp_path, corpus, tra
 
 
 def test_save_load_gives_identical_outputs(trained_run, tmp_path):
-    model, tok, recipe = pipeline.load_model(trained_run)
+    model, tok, recipe = checkpoint.load_model(trained_run)
     ckpt = checkpoint.load(trained_run / "best.pt")
     copy = tmp_path / "copy.pt"
     checkpoint.save(copy, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
-    model2, tok2, _ = pipeline.load_model(copy)
+    model2, tok2, _ = checkpoint.load_model(copy)
     src = torch.tensor([tok.src.encode(["The dog sees a cat."])[0]])
     tgt = torch.tensor([[tok.tgt.bos_id] + tok.tgt.encode(["Der Hund sieht eine Katze."])[0]])
     with torch.no_grad():
@@ -48,19 +48,19 @@ def test_corrupt_and_mismatched_checkpoints(trained_run, tmp_path):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((trained_run / "best.pt").read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="not a readable lstm-nlp checkpoint"):
-        pipeline.load_model(truncated)
+        checkpoint.load_model(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(CheckpointError, match="not an lstm-nlp checkpoint"):
-        pipeline.load_model(foreign)
+        checkpoint.load_model(foreign)
     ckpt = checkpoint.load(trained_run / "best.pt")
     ckpt["recipe"]["model"]["hidden_size"] = 128  # weights no longer fit the recipe
     mismatched = tmp_path / "mismatched.pt"
     checkpoint.save(mismatched, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
     with pytest.raises(CheckpointError, match="model weights do not match|does not match"):
-        pipeline.load_model(mismatched)
+        checkpoint.load_model(mismatched)
     with pytest.raises(CheckpointError, match="no checkpoint in this folder"):
-        pipeline.load_model(tmp_path)
+        checkpoint.load_model(tmp_path)
 
 
 def test_checkpoint_files_are_replaced_atomically(trained_run):

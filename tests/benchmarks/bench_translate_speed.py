@@ -148,7 +148,7 @@ def time_plain(batches, precision: str) -> float:
 
 def time_decoding(model_dir: Path) -> None:
     from lstm_nlp.data import load_split
-    from lstm_nlp.pipeline import load_model
+    from lstm_nlp.checkpoint import load_model
     from lstm_nlp.translation import DecodeOptions, translate_lines
 
     model, tok, recipe = load_model(model_dir)

@@ -1,0 +1,201 @@
+"""The classify task's verbs: set up training (from scratch or from a language model), score the
+test split, classify lines, evaluate with accuracy, macro-F1 and a confusion matrix."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from lstm_nlp import checkpoint, metrics, reporting, runtime
+from lstm_nlp.classification import (ClassificationTask, class_names, encode_texts, label_ids,
+                                     predict)
+from lstm_nlp.classifier import Classifier, build_classifier
+from lstm_nlp.config import ClassifyRecipe
+from lstm_nlp.data import LabeledText, load_labeled_file, load_labeled_split
+from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.textio import read_input_lines, report_folder, split_name
+from lstm_nlp.tokenizer import Tokenizer
+from lstm_nlp.transfer import ENCODER, load_weights, tokenizer_for_run
+
+UNIT = "texts"  # what training throughput counts: texts
+
+
+def _splits(recipe: ClassifyRecipe) -> tuple[LabeledText, LabeledText]:
+    """Training and validation rows; without a validation split, a seeded random
+    `valid_fraction` of the training rows is held out."""
+    d = recipe.data
+    train = load_labeled_split(d, d.train)
+    if d.valid:
+        valid = load_labeled_split(d, d.valid)
+    else:
+        order = list(range(len(train)))
+        random.Random(recipe.seed).shuffle(order)
+        n_valid = max(1, int(len(order) * d.valid_fraction))
+        if n_valid >= len(order):
+            raise DataError(f"{train.origin}: too few rows to hold out a validation set")
+        pick = lambda rows: LabeledText([train.texts[i] for i in rows],  # noqa: E731
+                                        [train.labels[i] for i in rows], train.origin)
+        train, valid = pick(order[n_valid:]), pick(order[:n_valid])
+        valid.origin = f"{valid.origin} (held-out {d.valid_fraction:.0%})"
+    if d.max_train_examples:
+        train = LabeledText(train.texts[: d.max_train_examples],
+                            train.labels[: d.max_train_examples], train.origin)
+    return train, valid
+
+
+def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
+    train, valid = _splits(recipe)
+    classes = class_names(train.labels)
+    if len(classes) < 2:
+        raise DataError(f"{train.origin}: one label only ({classes[0]!r}); a classifier needs "
+                        "at least two")
+    tok, pretrained = tokenizer_for_run(run_dir / "tokenizer" / "classify.model", recipe.model,
+                                        recipe.tokenizer, train.texts, recipe.seed, resume)
+    task = ClassificationTask(recipe, tok, train, valid, classes)
+    counts = {c: train.labels.count(c) for c in classes}
+    reporting.info(f"data: {len(train):,} training texts ({train.origin}), {len(valid):,} "
+                   f"validation texts; classes: "
+                   + ", ".join(f"{c} ({n:,})" for c, n in counts.items()))
+    runtime.set_seed(recipe.seed)
+    model = build_classifier(recipe.model, tok.vocab_size, classes)
+    if pretrained is not None:  # ULMFiT: embedding and LSTM layers from the language model
+        n = load_weights(model, pretrained, ENCODER)
+        reporting.info(f"encoder ({n} tensors) from the language model {pretrained.path}")
+    n_params = sum(p.numel() for p in model.parameters())
+    lengths = sorted(len(s) for s in task.train_ids)
+    reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
+                   f"median text {lengths[len(lengths) // 2]:,} tokens; run folder {run_dir}")
+    extra = {"task": recipe.task, "recipe": recipe.to_dict(), "classes": classes,
+             "tokenizer": {"kind": tok.kind, "model": tok.proto}}
+    return task, model, extra
+
+
+def _score(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe, data: LabeledText,
+           batch_size: int, precision: str) -> tuple[dict, torch.Tensor]:
+    gold = label_ids(data, model.classes)
+    m = recipe.model
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        probs = predict(model, encode_texts(tok, data.texts, m.max_tokens, m.long_text),
+                        batch_size, tok.pad_id)
+    seconds = time.perf_counter() - start
+    scores = metrics.classification_scores(gold, probs.argmax(1).tolist(), model.classes)
+    result = {"data": data.origin, "texts": len(data), "classes": model.classes,
+              "accuracy": round(scores["accuracy"], 4), "macro_f1": round(scores["macro_f1"], 4),
+              "per_class": scores["per_class"], "confusion": scores["confusion"],
+              "precision": precision, "texts_per_s": round(len(data) / max(seconds, 1e-9), 1)}
+    _print_scores(result)
+    return result, probs
+
+
+def _print_scores(r: dict) -> None:
+    reporting.print_scores("classification", {
+        "texts": r["texts"], "accuracy": f"{r['accuracy']:.2%}",
+        "macro-F1": f"{r['macro_f1']:.2%}", "texts/s": r["texts_per_s"]})
+    reporting.print_confusion(r["classes"], r["confusion"], r["per_class"])
+
+
+def _scores_md(r: dict) -> str:
+    classes = r["classes"]
+    lines = [f"## Classification: {r['data']}\n",
+             f"**accuracy {r['accuracy']:.2%}**, macro-F1 {r['macro_f1']:.2%}, {r['texts']:,} "
+             f"texts, {r['texts_per_s']:,.0f} texts/s ({r['precision']})\n",
+             "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for name in classes:
+        c = r["per_class"][name]
+        lines.append(f"| {name} | {c['precision']:.2%} | {c['recall']:.2%} | {c['f1']:.2%} | "
+                     f"{c['support']:,} |")
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted class):\n",
+              "| true \\ predicted | " + " | ".join(classes) + " |",
+              "|---|" + "---:|" * len(classes)]
+    for name, row in zip(classes, r["confusion"]):
+        lines.append(f"| {name} | " + " | ".join(f"{v:,}" for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _errors_md(data: LabeledText, probs: torch.Tensor, classes: list[str], n: int) -> str:
+    wrong = [i for i in range(len(data)) if classes[int(probs[i].argmax())] != data.labels[i]]
+    if not wrong or not n:
+        return "_none_\n"
+    out = []
+    for i in wrong[:n]:
+        p = int(probs[i].argmax())
+        text = data.texts[i] if len(data.texts[i]) <= 300 else data.texts[i][:300] + " ..."
+        out.append(f"- true **{data.labels[i]}**, predicted **{classes[p]}** "
+                   f"({float(probs[i, p]):.2f}): {text}")
+    return "\n".join(out) + "\n"
+
+
+def test_report(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe) -> dict | None:
+    try:
+        data = load_labeled_split(recipe.data, recipe.data.test)
+    except DataError as e:
+        reporting.info(f"no test evaluation: {e}")
+        return None
+    result, probs = _score(model, tok, recipe, data, recipe.eval.batch_size,
+                           recipe.train.precision)
+    result["markdown"] = [_scores_md(result), "## Misclassified examples\n",
+                          _errors_md(data, probs, model.classes, recipe.eval.samples)]
+    return result
+
+
+def evaluate(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe, model_path: Path,
+             split: str | None, input_path: Path | None, stdin: TextIO | None,
+             batch_size: int | None, out_dir: Path | None, precision: str | None) -> dict:
+    """Accuracy, macro-F1, per-class scores and the confusion matrix of a split or a file."""
+    if split is not None and input_path is not None:
+        raise ConfigError("give either --split or --input, not both")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    if input_path is not None:
+        data, name = load_labeled_file(input_path, recipe.data), Path(input_path).name
+    else:
+        name = split_name(recipe, split or "test")
+        data = load_labeled_split(recipe.data, name)
+    result, probs = _score(model, tok, recipe, data, batch_size or recipe.eval.batch_size,
+                           precision or recipe.train.precision)
+    result["checkpoint"] = str(checkpoint.resolve(model_path))
+    stem = report_folder(model_path, out_dir) / f"eval-{name.split('.')[0]}"
+    reporting.write_json(stem.with_suffix(".json"), result)
+    stem.with_suffix(".md").write_text(
+        f"# Evaluation\n\ncheckpoint `{result['checkpoint']}`\n\n{_scores_md(result)}\n"
+        f"## Misclassified examples\n\n"
+        f"{_errors_md(data, probs, model.classes, recipe.eval.samples)}", encoding="utf-8")
+    reporting.info(f"report: {stem.with_suffix('.md')}")
+    return result
+
+
+def classify(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
+             fmt: str = "tsv", batch_size: int | None = None, precision: str | None = None
+             ) -> None:
+    """One line out per line in: `label<TAB>probability` or JSON with every class's
+    probability."""
+    runtime.tune_allocator()
+    model, tok, recipe = checkpoint.load_for(model_path, "classify", "classify")
+    batch_size = batch_size or recipe.eval.batch_size
+    precision = precision or recipe.train.precision
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    m = recipe.model
+    n, start = 0, time.perf_counter()
+    for lines in read_input_lines(stdin, input_path, max(batch_size * 16, 1024)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            probs = predict(model, encode_texts(tok, lines, m.max_tokens, m.long_text),
+                            batch_size, tok.pad_id)
+        for row in probs.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            if fmt == "jsonl":
+                output.write(json.dumps({"label": model.classes[best], "probability": row[best],
+                                         "probs": dict(zip(model.classes, row))}) + "\n")
+            else:
+                output.write(f"{model.classes[best]}\t{row[best]:.4f}\n")
+        output.flush()
+        n += len(lines)
+    dt = time.perf_counter() - start
+    reporting.info(f"classified {n:,} texts in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} texts/s, "
+                   f"{precision})")

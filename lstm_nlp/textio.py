@@ -1,0 +1,42 @@
+"""Reading the text that inference verbs consume, and where their reports go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from lstm_nlp.errors import DataError
+
+
+def split_name(recipe, split: str) -> str:
+    """`train`, `valid`, `test` mean the recipe's splits of that role; anything else is a name."""
+    return getattr(recipe.data, split) if split in ("train", "valid", "test") else split
+
+
+def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> Iterator[list[str]]:
+    """Chunks of lines from a file or stdin, LF or CRLF; bad UTF-8 is reported with its line."""
+    source = open(path, "rb") if path else stream.buffer
+    origin = str(path) if path else "stdin"
+    try:
+        lines = []
+        for lineno, raw in enumerate(source, start=1):
+            try:
+                lines.append(raw.decode("utf-8").rstrip("\r\n"))
+            except UnicodeDecodeError as e:
+                raise DataError(f"{origin}: line {lineno}, byte {e.start + 1}: not valid UTF-8 "
+                                f"(0x{raw[e.start]:02x})") from None
+            if len(lines) >= chunk:
+                yield lines
+                lines = []
+        if lines:
+            yield lines
+    finally:
+        if path:
+            source.close()
+
+
+def report_folder(model_path: Path, out_dir: Path | None) -> Path:
+    model_path = Path(model_path)
+    folder = Path(out_dir) if out_dir else model_path if model_path.is_dir() else model_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

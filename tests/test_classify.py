@@ -1,0 +1,314 @@
+"""Classification: labels, batching, pooling, metrics, transfer from a language model, ULMFiT
+schedules, the classify verb and its errors."""
+
+import json
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lstm_nlp import checkpoint, pipeline
+from lstm_nlp.classification import class_names, encode_texts, length_batches
+from lstm_nlp.classifier import Classifier
+from lstm_nlp.cli import app
+from lstm_nlp.config import TrainConfig
+from lstm_nlp.errors import CheckpointError, ConfigError, DataError
+from lstm_nlp.metrics import classification_scores
+from lstm_nlp.tokenizer import WordTokenizer
+from lstm_nlp.trainer import TrainState, build_optimizer, learning_rate, unfreeze
+from conftest import ROOT, tiny_lm_recipe, write_recipe
+
+sys.path.insert(0, str(ROOT / "data"))
+import make_sentiment_demo  # noqa: E402
+
+runner = CliRunner()
+
+
+def write_sentiment(folder, n_train=600, n_eval=80, seed=4):
+    import random
+
+    rng = random.Random(seed)
+    rows = [make_sentiment_demo.review(rng) for _ in range(n_train + 2 * n_eval)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", rows[:n_train]), ("valid", rows[n_train:n_train + n_eval]),
+                       ("test", rows[n_train + n_eval:])):
+        (folder / f"{name}.tsv").write_text(
+            "label\ttext\n" + "".join(f"{label}\t{text}\n" for label, text in part),
+            encoding="utf-8")
+    return folder
+
+
+def tiny_classify_recipe(data_dir, **sections):
+    recipe = {
+        "task": "classify", "seed": 1,
+        "data": {"dir": str(data_dir)},
+        "tokenizer": {"type": "word", "vocab_size": 0},
+        "model": {"emb_size": 24, "hidden_size": 32, "dropout": 0.1, "max_tokens": 40},
+        "train": {"lr": 0.01, "batch_size": 16, "max_epochs": 3},
+        "eval": {"samples": 3},
+    }
+    for name, values in sections.items():
+        recipe.setdefault(name, {}).update(values)
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def sentiment(tmp_path_factory):
+    return write_sentiment(tmp_path_factory.mktemp("sentiment"))
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory, sentiment):
+    folder = tmp_path_factory.mktemp("cls")
+    recipe = write_recipe(folder / "tiny-cls.yaml", tiny_classify_recipe(sentiment))
+    return pipeline.train(recipe, [], run_dir=folder / "run")
+
+
+def test_class_names_are_ordered_numerically_or_by_name():
+    assert class_names(["1", "0", "10", "2", "0"]) == ["0", "1", "2", "10"]
+    assert class_names(["pos", "neg", "neutral"]) == ["neg", "neutral", "pos"]
+
+
+def test_truncation_keeps_head_or_tail_after_a_start_token():
+    tok = WordTokenizer.train(["a b c d e f"], 0, 1)
+    ids = {w: tok.index[w] for w in "abcdef"}
+    head = encode_texts(tok, ["a b c d e f", ""], 3, "head")
+    tail = encode_texts(tok, ["a b c d e f"], 3, "tail")
+    whole = encode_texts(tok, ["a b c d e f"], 3, "chunk")
+    assert head == [[tok.eos_id, ids["a"], ids["b"], ids["c"]], [tok.eos_id]]
+    assert tail == [[tok.eos_id, ids["d"], ids["e"], ids["f"]]]
+    assert len(whole[0]) == 7
+
+
+def test_length_batches_cover_every_text_once_with_little_padding():
+    lengths = [(i * 37) % 100 + 1 for i in range(500)]
+    batches = length_batches(lengths, 16, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread / len(batches) < 10  # vs ~90 for random batches
+    assert batches == length_batches(lengths, 16, seed=1, epoch=0)
+    assert batches != length_batches(lengths, 16, seed=1, epoch=1)
+
+
+def test_classification_scores_on_a_hand_computed_case():
+    gold = [0, 0, 0, 1, 1, 2]
+    pred = [0, 0, 1, 1, 2, 2]
+    s = classification_scores(gold, pred, ["a", "b", "c"])
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert s["per_class"]["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3,
+                                                 "f1": 0.8, "support": 3})
+    assert s["per_class"]["b"]["f1"] == pytest.approx(0.5)
+    assert s["per_class"]["c"]["f1"] == pytest.approx(2 / 3)
+    assert s["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+
+
+def _classifier(pooling, bidirectional=True, long_text="head", max_tokens=50, chunk=4):
+    torch.manual_seed(0)
+    return Classifier(30, ["x", "y"], 8, 10, 2, bidirectional, False, pooling, 0, 0.0, 0.0,
+                      0.0, 0.0, 0.0, True, long_text, max_tokens, chunk).eval()
+
+
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "attention", "concat"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_padding_does_not_change_a_texts_prediction(pooling, bidirectional):
+    model = _classifier(pooling, bidirectional)
+    text = torch.tensor([3, 7, 9, 4, 5])
+    alone = model(text.unsqueeze(1), torch.tensor([5]))
+    padded = torch.zeros(9, 2, dtype=torch.long)
+    padded[:5, 0] = text
+    padded[:, 1] = torch.arange(4, 13)
+    together = model(padded, torch.tensor([5, 9]))
+    assert torch.allclose(alone[0], together[0], atol=1e-5)
+
+
+def test_chunked_reading_equals_reading_at_once_for_the_kept_window():
+    whole = _classifier("max", False, "chunk", max_tokens=100, chunk=4)
+    chunked = _classifier("max", False, "chunk", max_tokens=6, chunk=4)
+    chunked.load_state_dict(whole.state_dict())
+    ids = torch.randint(4, 30, (23, 3), generator=torch.Generator().manual_seed(2))
+    lengths = torch.tensor([23, 17, 20])
+    out, _ = whole.encode(ids, lengths)  # every position, state from the start
+    with torch.no_grad():
+        logits = chunked(ids, lengths)
+    pooled = torch.stack([out[n - 6:n, j].max(0).values for j, n in enumerate(lengths.tolist())])
+    assert torch.allclose(logits, chunked.head(pooled), atol=1e-5)
+
+
+def test_discriminative_lr_gradual_unfreezing_and_slanted_schedule():
+    model = _classifier("max")
+    cfg = TrainConfig(max_epochs=4, lr=1.0, layer_lr_decay=2.0, gradual_unfreezing=True,
+                      schedule="slanted", cut_frac=0.25, slanted_ratio=10.0)
+    opt = build_optimizer(model, cfg)
+    assert [g["lr_mult"] for g in opt.param_groups] == [1 / 8, 1 / 4, 1 / 2, 1.0]
+    groups = model.layer_groups()
+    unfreeze(model, cfg, epoch=0)
+    assert [all(p.requires_grad for p in g) for g in groups] == [False, False, False, True]
+    unfreeze(model, cfg, epoch=2)
+    assert [all(p.requires_grad for p in g) for g in groups] == [False, True, True, True]
+    unfreeze(model, cfg, epoch=3)
+    assert all(p.requires_grad for p in model.parameters())
+    lr = lambda epoch: learning_rate(cfg, TrainState(epoch=epoch, epoch_len=1))  # noqa: E731
+    assert lr(0) == pytest.approx(0.1)            # starts at lr / ratio
+    assert lr(1) == pytest.approx(1.0)            # peak at cut_frac of the budget
+    assert lr(4) == pytest.approx(0.1)            # back down at the end
+    assert 0.1 < lr(2) < 1.0
+
+
+def test_trained_classifier_run_and_report(trained_classifier):
+    ckpt = checkpoint.load(trained_classifier / "best.pt")
+    assert ckpt["classes"] == ["negative", "neutral", "positive"]
+    report = (trained_classifier / "report.md").read_text()
+    assert "Confusion matrix" in report and "macro-F1" in report
+    test = json.loads((trained_classifier / "report.json").read_text())["test"]
+    assert test["accuracy"] > 0.6  # well above the majority class after 3 tiny epochs
+    assert sum(map(sum, test["confusion"])) == test["texts"] == 80
+
+
+def test_classify_keeps_one_line_per_input_line(trained_classifier):
+    data = b"the film was good .\n\nthe plot is dull , but the music was great .\r\n"
+    result = runner.invoke(app, ["classify", "-m", str(trained_classifier)], input=data)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        label, prob = line.split("\t")
+        assert label in ("negative", "neutral", "positive") and 0.0 < float(prob) <= 1.0
+    js = runner.invoke(app, ["classify", "-m", str(trained_classifier), "--format", "jsonl"],
+                       input=data)
+    rows = [json.loads(line) for line in js.stdout.splitlines()]
+    assert len(rows) == 3 and [r["label"] for r in rows] == [ln.split("\t")[0] for ln in lines]
+    assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-4) for r in rows)
+    assert "classified 3 texts" in result.stderr
+
+
+def test_eval_classifier_on_a_split_and_a_file(trained_classifier, sentiment, tmp_path):
+    by_split = runner.invoke(app, ["eval", "-m", str(trained_classifier), "--split", "valid",
+                                   "--out-dir", str(tmp_path)])
+    assert by_split.exit_code == 0, by_split.stderr
+    a = json.loads((tmp_path / "eval-valid.json").read_text())
+    by_file = runner.invoke(app, ["eval", "-m", str(trained_classifier), "-i",
+                                  str(sentiment / "valid.tsv"), "--out-dir", str(tmp_path / "f")])
+    assert by_file.exit_code == 0, by_file.stderr
+    b = json.loads((tmp_path / "f" / "eval-valid.json").read_text())
+    assert a["accuracy"] == b["accuracy"] and a["confusion"] == b["confusion"]
+    assert "confusion matrix" in by_split.stderr
+
+
+def test_classifier_data_errors(tmp_path, sentiment):
+    def train(folder, **sections):
+        recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(folder, **sections))
+        return pipeline.train(recipe, [], run_dir=tmp_path / "run", overwrite=True)
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.tsv").write_text("label\ttext\npos\tgood\npos\tfine\n")
+    (bad / "valid.tsv").write_text("label\ttext\npos\tok\n")
+    with pytest.raises(DataError, match="one label only"):
+        train(bad)
+    (bad / "train.tsv").write_text("label\ttext\npos\tgood\nneg\tbad\n")
+    (bad / "valid.tsv").write_text("label\ttext\npos\tok\nmeh\tso so\n")
+    with pytest.raises(DataError, match=r"valid.tsv: row 2: label 'meh' is not one of the "
+                                         r"training labels \(neg, pos\)"):
+        train(bad)
+    with pytest.raises(DataError, match="no column 'review'"):
+        train(sentiment, data={"text_column": "review"})
+
+
+def test_held_out_validation_when_the_data_has_no_valid_split(tmp_path, sentiment):
+    import shutil
+
+    folder = tmp_path / "novalid"
+    folder.mkdir()
+    shutil.copy(sentiment / "train.tsv", folder / "train.tsv")
+    import gzip
+    (folder / "test.tsv.gz").write_bytes(gzip.compress((sentiment / "test.tsv").read_bytes()))
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        folder, data={"valid": "", "valid_fraction": 0.2}, train={"max_epochs": 1}))
+    run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    test = json.loads((run / "report.json").read_text())["test"]
+    assert test["texts"] == 80 and test["data"].endswith("test.tsv.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_for_transfer(tmp_path_factory, sentiment):
+    """A language model on the demo reviews' text, to start classifiers from."""
+    folder = tmp_path_factory.mktemp("lm-src")
+    text = folder / "text"
+    text.mkdir()
+    for split in ("train", "valid", "test"):
+        rows = (sentiment / f"{split}.tsv").read_text().splitlines()[1:]
+        (text / f"{split}.txt").write_text("".join(r.split("\t", 1)[1] + "\n" for r in rows))
+    recipe = write_recipe(folder / "lm.yaml", tiny_lm_recipe(
+        text, model={"emb_size": 24, "hidden_size": 32, "layers": 2}, train={"max_epochs": 1}))
+    return pipeline.train(recipe, [], run_dir=folder / "run")
+
+
+def test_init_from_a_language_model_copies_the_encoder(tmp_path, sentiment, tiny_lm_for_transfer):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        sentiment, tokenizer={},
+        model={"init_from": str(tiny_lm_for_transfer), "bidirectional": False, "emb_size": 24,
+               "hidden_size": 32, "layers": 2, "tie_weights": True, "pooling": "concat"},
+        train={"max_steps": 1, "max_epochs": 0, "valid_every": 1, "lr": 1e-9}))
+    run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    lm = checkpoint.load(tiny_lm_for_transfer / "best.pt")["model"]
+    cls = checkpoint.load(run / "last.pt")["model"]
+    for key in ("embedding.weight", "lstms.0.weight_ih_l0", "lstms.1.weight_hh_l0"):
+        assert torch.allclose(lm[key], cls[key], atol=1e-6), key
+    assert (run / "tokenizer" / "classify.model").read_bytes() == \
+        (tiny_lm_for_transfer / "tokenizer" / "lm.model").read_bytes()
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"hidden_size": 48}, "model.hidden_size: 48 here but 32 in the language model"),
+    ({"tie_weights": False}, "model.tie_weights: False here but True in the language model"),
+    ({"bidirectional": True}, "model.bidirectional: must be false with model.init_from"),
+])
+def test_init_from_refuses_a_different_architecture(tmp_path, sentiment, tiny_lm_for_transfer,
+                                                   model, message):
+    base = {"init_from": str(tiny_lm_for_transfer), "bidirectional": False, "emb_size": 24,
+            "hidden_size": 32, "layers": 2, "tie_weights": True}
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        sentiment, tokenizer={}, model={**base, **model}))
+    with pytest.raises(ConfigError, match=message):
+        pipeline.train(recipe, [], run_dir=tmp_path / "run")
+
+
+def test_init_from_needs_a_language_model(tmp_path, sentiment, trained_classifier):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        sentiment, model={"init_from": str(trained_classifier), "bidirectional": False}))
+    with pytest.raises(ConfigError, match="is a 'classify' model; it must be a language model"):
+        pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        sentiment, model={"init_from": str(tmp_path / "nothing"), "bidirectional": False}))
+    with pytest.raises(CheckpointError, match="model not found"):
+        pipeline.train(recipe, [], run_dir=tmp_path / "run")
+
+
+def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, sentiment,
+                                                                      tiny_lm_for_transfer):
+    text = tiny_lm_for_transfer.parent / "text"
+    write_recipe(tmp_path / "lm.yaml", {**tiny_lm_recipe(
+        text, model={"emb_size": 24, "hidden_size": 32, "layers": 2},
+        train={"max_epochs": 1}), "name": "general-lm"})
+    write_recipe(tmp_path / "tuned.yaml", {**tiny_lm_recipe(
+        text, model={"emb_size": 24, "hidden_size": 32, "layers": 2, "init_from": "x"},
+        tokenizer={}, train={"max_epochs": 1}), "name": "domain-lm"})
+    write_recipe(tmp_path / "cls.yaml", {**tiny_classify_recipe(
+        sentiment, tokenizer={},
+        model={"init_from": "x", "bidirectional": False, "emb_size": 24, "hidden_size": 32,
+               "layers": 2, "tie_weights": True},
+        train={"max_epochs": 2, "gradual_unfreezing": True, "layer_lr_decay": 2.6,
+               "schedule": "slanted"}), "name": "classifier"})
+    chain = write_recipe(tmp_path / "chain.yaml",
+                         {"task": "chain", "stages": ["lm.yaml", "tuned.yaml", "cls.yaml"]})
+    run = pipeline.train(chain, [], run_dir=tmp_path / "run")
+    assert [p.name for p in sorted(run.iterdir()) if p.is_dir()] == \
+        ["classifier", "domain-lm", "general-lm"]
+    saved = (run / "domain-lm" / "recipe.yaml").read_text()
+    assert str(run / "general-lm") in saved  # init_from set to the previous stage
+    result = runner.invoke(app, ["classify", "-m", str(run)], input=b"the film was good .\n")
+    assert result.exit_code == 0 and result.stdout.count("\n") == 1
+    again = pipeline.train(chain, [], run_dir=run, resume=True)  # all stages done: kept
+    assert again == run
