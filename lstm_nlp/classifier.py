@@ -115,27 +115,26 @@ class Classifier(nn.Module):
     def _pool(self, out: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """out (T, B, F), mask (T, B) of the positions to pool, last (B,) index of each text's
         last token in `out` -> (B, F) or (B, 3F) for concat."""
-        m = mask.unsqueeze(2).to(out.dtype)                                        # (T, B, 1)
-        if self.bidirectional:  # the forward direction's end and the backward one's start
-            half = out.size(2) // 2
-            fwd = out[last, torch.arange(out.size(1)), :half]
-            bwd = out[0, :, half:]
-            final = torch.cat([fwd, bwd], 1)
-        else:
-            final = out[last, torch.arange(out.size(1))]                           # (B, F)
-        if self.pooling == "last":
-            return final
-        maxed = out.masked_fill(~mask.unsqueeze(2), float("-inf")).max(0).values  # (B, F)
-        mean = (out * m).sum(0) / m.sum(0).clamp(min=1)                            # (B, F)
-        if self.pooling == "max":
-            return maxed
-        if self.pooling == "mean":
-            return mean
+        def final() -> torch.Tensor:                                               # (B, F)
+            if self.bidirectional:  # the forward direction's end, the backward one's start
+                half = out.size(2) // 2
+                return torch.cat([out[last, torch.arange(out.size(1)), :half],
+                                  out[0, :, half:]], 1)
+            return out[last, torch.arange(out.size(1))]
+
+        def maxed() -> torch.Tensor:                                               # (B, F)
+            return out.masked_fill(~mask.unsqueeze(2), float("-inf")).max(0).values
+
+        def mean() -> torch.Tensor:                                                # (B, F)
+            m = mask.unsqueeze(2).to(out.dtype)                                    # (T, B, 1)
+            return (out * m).sum(0) / m.sum(0).clamp(min=1)
+
         if self.pooling == "attention":
             scores = self.attention(out).squeeze(2).masked_fill(~mask, float("-inf"))  # (T, B)
-            weights = scores.softmax(0).unsqueeze(2)                               # (T, B, 1)
-            return (weights * out).sum(0)
-        return torch.cat([final, maxed, mean], 1)                                  # concat
+            return (scores.softmax(0).unsqueeze(2) * out).sum(0)
+        if self.pooling == "concat":  # ULMFiT: [last, max, mean]
+            return torch.cat([final(), maxed(), mean()], 1)
+        return {"last": final, "max": maxed, "mean": mean}[self.pooling]()
 
 
 def build_classifier(cfg: ClassifyModelConfig, vocab_size: int, classes: list[str]

@@ -19,7 +19,7 @@ from lstm_nlp.config import ClassifyRecipe
 from lstm_nlp.data import LabeledText, load_labeled_file, load_labeled_split
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.textio import read_input_lines, report_folder, split_name
-from lstm_nlp.tokenizer import Tokenizer
+from lstm_nlp.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.transfer import ENCODER, load_weights, tokenizer_for_run
 
 UNIT = "texts"  # what training throughput counts: texts
@@ -71,7 +71,7 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
     reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
                    f"median text {lengths[len(lengths) // 2]:,} tokens; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(), "classes": classes,
-             "tokenizer": {"kind": tok.kind, "model": tok.proto}}
+             "tokenizer": tokenizer_state(tok)}
     return task, model, extra
 
 
@@ -80,7 +80,7 @@ def _score(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe, data: Labe
     gold = label_ids(data, model.classes)
     m = recipe.model
     start = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with runtime.autocast(precision):
         probs = predict(model, encode_texts(tok, data.texts, m.max_tokens, m.long_text),
                         batch_size, tok.pad_id)
     seconds = time.perf_counter() - start
@@ -132,11 +132,7 @@ def _errors_md(data: LabeledText, probs: torch.Tensor, classes: list[str], n: in
 
 
 def test_report(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe) -> dict | None:
-    try:
-        data = load_labeled_split(recipe.data, recipe.data.test)
-    except DataError as e:
-        reporting.info(f"no test evaluation: {e}")
-        return None
+    data = load_labeled_split(recipe.data, recipe.data.test)
     result, probs = _score(model, tok, recipe, data, recipe.eval.batch_size,
                            recipe.train.precision)
     result["markdown"] = [_scores_md(result), "## Misclassified examples\n",
@@ -184,7 +180,7 @@ def classify(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
     m = recipe.model
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(batch_size * 16, 1024)):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with runtime.autocast(precision):
             probs = predict(model, encode_texts(tok, lines, m.max_tokens, m.long_text),
                             batch_size, tok.pad_id)
         for row in probs.tolist():

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lstm_nlp import metrics
+from lstm_nlp import metrics, runtime
 from lstm_nlp.config import LMRecipe
 from lstm_nlp.errors import DataError
 from lstm_nlp.language_model import LanguageModel, State, detach
@@ -180,8 +180,7 @@ def generate(model: LanguageModel, tok: Tokenizer, prompts: list[str], opts: Sam
     was_training = model.training
     model.eval()
     out = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                enabled=opts.precision == "bf16"):
+    with torch.inference_mode(), runtime.autocast(opts.precision):
         for i in range(0, len(prompts), opts.batch_size):
             chunk = prompts[i: i + opts.batch_size]
             seqs = [[tok.eos_id] + ids for ids in tok.encode(chunk)]

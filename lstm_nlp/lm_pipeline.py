@@ -15,7 +15,7 @@ from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.language_model import LanguageModel, build_lm
 from lstm_nlp.lm import LanguageModelTask, token_stream
 from lstm_nlp.textio import read_input_lines, report_folder, split_name
-from lstm_nlp.tokenizer import Tokenizer
+from lstm_nlp.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.transfer import load_weights, tokenizer_for_run
 
 UNIT = "tok"  # what training throughput counts: tokens
@@ -42,7 +42,7 @@ def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
                    f"{tr.batch_size} streams x {task.data.size(0):,} steps, bptt {tr.bptt}"
                    f"{' (variable)' if tr.variable_bptt else ''}; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(),
-             "tokenizer": {"kind": tok.kind, "model": tok.proto}}
+             "tokenizer": tokenizer_state(tok)}
     return task, model, extra
 
 
@@ -51,11 +51,7 @@ def _unk_rate(tok: Tokenizer, ids: torch.Tensor) -> float:
 
 
 def test_report(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe) -> dict | None:
-    try:
-        text = load_text_split(recipe.data, recipe.data.test)
-    except DataError as e:
-        reporting.info(f"no test evaluation: {e}")
-        return None
+    text = load_text_split(recipe.data, recipe.data.test)
     test = _perplexity(model, tok, text, recipe.eval.batch_size, recipe)
     prompts = list(recipe.eval.prompts) or [""] * recipe.eval.samples
     g = recipe.generate
@@ -74,8 +70,7 @@ def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_siz
                 recipe: LMRecipe, precision: str | None = None) -> dict:
     stream = token_stream(tok, text.lines)
     start = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16,
-                        enabled=(precision or recipe.train.precision) == "bf16"):
+    with runtime.autocast(precision or recipe.train.precision):
         stats = lm.stream_nll(model, stream, batch_size, recipe.eval.bptt)
     seconds = time.perf_counter() - start
     result = {"data": text.origin, "lines": len(text), "tokens": stats["tokens"],

@@ -13,7 +13,7 @@ from typing import Callable, TextIO
 from lstm_nlp import (checkpoint, classify_pipeline, lm_pipeline, reporting, runtime, trainer,
                       translate_pipeline)
 from lstm_nlp.config import ChainRecipe, Recipe, load_recipe, save_recipe
-from lstm_nlp.errors import ConfigError, LstmNlpError
+from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
 
 TASKS = {"translate": translate_pipeline, "lm": lm_pipeline, "classify": classify_pipeline}
 
@@ -52,7 +52,11 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
                    f"at step {result.state.best_step}")
 
     model, tok, recipe = checkpoint.load_model(checkpoint.resolve(run_dir))
-    test = steps.test_report(model, tok, recipe)
+    try:
+        test = steps.test_report(model, tok, recipe)
+    except DataError as e:  # no or bad test split: the trained run and its report still stand
+        reporting.info(f"no test evaluation: {e}")
+        test = None
     _write_train_report(run_dir, recipe, result, n_params, test)
     return run_dir
 

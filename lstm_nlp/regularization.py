@@ -11,6 +11,8 @@ Models"), each a no-op in eval mode or with p = 0:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -22,9 +24,7 @@ def keep_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float
 
     Drawn from random bytes (7 per int64 draw), so p is rounded to a multiple of 1/256; about
     10x faster than `bernoulli_` here, which matters for masks the size of a weight matrix."""
-    n = 1
-    for d in shape:
-        n *= d
+    n = math.prod(shape)
     words = torch.empty((n + 6) // 7, dtype=torch.int64).random_()           # 63 random bits
     random_bytes = words.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:n]  # uniform 0..255
     threshold = round(p * 256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import random
 import shutil
@@ -15,6 +16,11 @@ from lstm_nlp.errors import ConfigError
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU for precision 'bf16'; a no-op context for 'fp32'."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def set_threads(threads: int) -> None:

@@ -131,6 +131,11 @@ class WordTokenizer:
         return [" ".join(words[i] for i in row if 3 < i < n or i == UNK_ID) for row in ids]
 
 
+def tokenizer_state(tok: Tokenizer) -> dict[str, str | bytes]:
+    """What a checkpoint stores of a single tokenizer (`checkpoint.tokenizer_of` reads it)."""
+    return {"kind": tok.kind, "model": tok.proto}
+
+
 def tokenizer_from_state(kind: str, proto: bytes) -> Tokenizer:
     if kind == "word":
         return WordTokenizer.from_proto(bytes(proto))

@@ -8,7 +8,6 @@ validate, checkpoint (last + best), early-stop. The data position is (epoch, bat
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import time
@@ -18,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from lstm_nlp import checkpoint
+from lstm_nlp import checkpoint, runtime
 from lstm_nlp.config import TrainConfig
 from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
 from lstm_nlp.models import LossOutput
@@ -171,8 +170,6 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
         task.load_state_dict(ckpt.get("task_state", {}))
         truncate_metrics(run_dir / "metrics.jsonl", state.step)
     metric_key, higher = STOPPING_METRICS[cfg.early_stopping_metric]
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) \
-        if cfg.precision == "bf16" else contextlib.nullcontext
 
     def save(path: Path) -> None:
         checkpoint.save(path, {**extra, "model": model.state_dict(),
@@ -187,7 +184,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
         """Validate, log, checkpoint; True when early stopping says stop."""
         nonlocal last_row
         model.eval()
-        with torch.inference_mode(), autocast():
+        with torch.inference_mode(), runtime.autocast(cfg.precision):
             scores = task.validate(model)
         model.train()
         metric = scores[metric_key]
@@ -252,7 +249,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                 t0 = time.perf_counter()
                 batch = task.collate(batches[state.batch_in_epoch])
                 optimizer.zero_grad(set_to_none=True)
-                with autocast():
+                with runtime.autocast(cfg.precision):
                     out = task.loss(model, batch)
                 out.objective().backward()
                 if cfg.clip_norm > 0:

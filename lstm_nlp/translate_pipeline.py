@@ -42,11 +42,7 @@ def setup(recipe: TranslateRecipe, run_dir: Path, resume: bool):
 
 def test_report(model: Seq2SeqModel, tok: TokenizerPair, recipe: TranslateRecipe
                     ) -> dict | None:
-    try:
-        test_split = load_split(recipe.data, recipe.data.test)
-    except DataError as e:
-        reporting.info(f"no test evaluation: {e}")
-        return None
+    test_split = load_split(recipe.data, recipe.data.test)
     test, hyps = _score(model, tok, test_split, decode_options(recipe), recipe)
     reporting.print_scores(f"test ({recipe.data.test}, beam {recipe.decode.beam_size})", {
         k: test[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})

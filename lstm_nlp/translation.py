@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lstm_nlp import metrics
+from lstm_nlp import metrics, runtime
 from lstm_nlp.batching import Seq2SeqBatch, pad, seq2seq_batch, sorted_chunks, token_batches
 from lstm_nlp.config import TranslateRecipe as Recipe
 from lstm_nlp.data import ParallelText
@@ -115,7 +115,7 @@ def translate_ids(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
     for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
         rows = [todo[j] for j in chunk]
         src_t, lengths = pad([src[i] for i in rows], t.pad_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
+        with runtime.autocast(opts.precision):
             if opts.beam_size == 1:
                 ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id,
                                     opts.max_len_ratio)

@@ -43,6 +43,11 @@ def tiny_recipe(data_dir: Path, **sections) -> dict:
                   "log_every": 5, "label_smoothing": 0.0},
         "decode": {"beam_size": 3, "batch_size": 16},
     }
+    return with_sections(recipe, sections)
+
+
+def with_sections(recipe: dict, sections: dict) -> dict:
+    """`recipe` with each of `sections` merged into the section of that name."""
     for name, values in sections.items():
         recipe.setdefault(name, {}).update(values)
     return recipe
@@ -92,9 +97,7 @@ def tiny_lm_recipe(data_dir: Path, **sections) -> dict:
         "generate": {"max_tokens": 8},
         "eval": {"samples": 2, "bptt": 16},
     }
-    for name, values in sections.items():
-        recipe.setdefault(name, {}).update(values)
-    return recipe
+    return with_sections(recipe, sections)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.metrics import classification_scores
 from lstm_nlp.tokenizer import WordTokenizer
 from lstm_nlp.trainer import TrainState, build_optimizer, learning_rate, unfreeze
-from conftest import ROOT, tiny_lm_recipe, write_recipe
+from conftest import ROOT, tiny_lm_recipe, with_sections, write_recipe
 
 sys.path.insert(0, str(ROOT / "data"))
 import make_sentiment_demo  # noqa: E402
@@ -48,9 +48,7 @@ def tiny_classify_recipe(data_dir, **sections):
         "train": {"lr": 0.01, "batch_size": 16, "max_epochs": 3},
         "eval": {"samples": 3},
     }
-    for name, values in sections.items():
-        recipe.setdefault(name, {}).update(values)
-    return recipe
+    return with_sections(recipe, sections)
 
 
 @pytest.fixture(scope="session")
@@ -312,3 +310,17 @@ def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, 
     assert result.exit_code == 0 and result.stdout.count("\n") == 1
     again = pipeline.train(chain, [], run_dir=run, resume=True)  # all stages done: kept
     assert again == run
+
+
+def test_a_bad_test_split_keeps_the_trained_run(tmp_path, sentiment):
+    import shutil
+
+    folder = tmp_path / "badtest"
+    folder.mkdir()
+    for split in ("train", "valid"):
+        shutil.copy(sentiment / f"{split}.tsv", folder / f"{split}.tsv")
+    (folder / "test.tsv").write_text("label\ttext\nmeh\tso so\n")
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(folder, train={"max_epochs": 1}))
+    run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    assert (run / "best.pt").is_file() and (run / "report.md").is_file()
+    assert json.loads((run / "report.json").read_text())["test"] is None
