@@ -18,7 +18,7 @@ from lstm_nlp.classifier import Classifier, build_classifier
 from lstm_nlp.config import ClassifyRecipe
 from lstm_nlp.data import LabeledText, load_labeled_file, load_labeled_split
 from lstm_nlp.errors import ConfigError, DataError
-from lstm_nlp.textio import read_input_lines, report_folder, split_name
+from lstm_nlp.textio import HELD_OUT, read_input_lines, report_folder, split_name
 from lstm_nlp.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.transfer import ENCODER, load_weights, tokenizer_for_run
 
@@ -42,9 +42,11 @@ def _splits(recipe: ClassifyRecipe) -> tuple[LabeledText, LabeledText]:
                                         [train.labels[i] for i in rows], train.origin)
         train, valid = pick(order[n_valid:]), pick(order[:n_valid])
         valid.origin = f"{valid.origin} (held-out {d.valid_fraction:.0%})"
-    if d.max_train_examples:
-        train = LabeledText(train.texts[: d.max_train_examples],
-                            train.labels[: d.max_train_examples], train.origin)
+    if d.max_train_examples and d.max_train_examples < len(train):  # a seeded random subset
+        keep = sorted(random.Random(recipe.seed + 1).sample(range(len(train)),
+                                                            d.max_train_examples))
+        train = LabeledText([train.texts[i] for i in keep], [train.labels[i] for i in keep],
+                            train.origin)
     return train, valid
 
 
@@ -152,7 +154,7 @@ def evaluate(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe, model_pa
         data, name = load_labeled_file(input_path, recipe.data), Path(input_path).name
     else:
         name = split_name(recipe, split or "test")
-        data = load_labeled_split(recipe.data, name)
+        data = _splits(recipe)[1] if name == HELD_OUT else load_labeled_split(recipe.data, name)
     result, probs = _score(model, tok, recipe, data, batch_size or recipe.eval.batch_size,
                            precision or recipe.train.precision)
     result["checkpoint"] = str(checkpoint.resolve(model_path))

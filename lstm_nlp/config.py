@@ -48,18 +48,27 @@ class TranslateDataConfig:
 @dataclass(frozen=True)
 class LMDataConfig:
     """`text`: one file per split, `<dir>/<split>` or `<dir>/<split>.txt`, read line by line;
-    the other formats read `text_column` through `datasets`."""
+    the other formats read `text_column` through `datasets`. `extra_train` adds more training
+    text from files under `dir`, each read by its type (`.txt`/`.tokens` line by line,
+    `.tsv`/`.csv`/`.jsonl`/`.parquet`, gzipped or not, by `text_column`). `valid: ""` holds out
+    `valid_fraction` of the training lines instead; `test: ""` skips the test evaluation."""
     format: Literal["text", "tsv", "csv", "jsonl", "parquet", "disk", "hub"] = "text"
     dir: str = "."
     text_column: str = "text"
     hub_name: str = ""
     hub_config: str = ""
     train: str = "train"
+    extra_train: list[str] = field(default_factory=list)
     valid: str = "valid"
+    valid_fraction: float = 0.05
     test: str = "test"
 
     def check(self, p: str) -> None:
         _hub_named(p, self.format, self.hub_name)
+        _between(p, "valid_fraction", self.valid_fraction, 0.0, 0.5)
+        if not self.valid and not self.valid_fraction:
+            raise ConfigError(f"{p}valid: empty needs {p}valid_fraction above 0 (the share of "
+                              "training lines held out for validation)")
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,28 @@ def load_text_split(cfg: LMDataConfig, split: str) -> TextLines:
     return text
 
 
+def load_text_file(path: Path, cfg: LMDataConfig) -> TextLines:
+    """Running text from one more file, read by its type: `.tsv`/`.csv`/`.jsonl`/`.parquet`
+    (gzipped or not) by the recipe's `text_column`, anything else line by line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    stem, _, ext = name.rpartition(".")
+    fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl",
+           "parquet": "parquet"}.get(ext)
+    if fmt:
+        local = dataclasses.replace(cfg, format=fmt, dir=str(path.parent))
+        ds, origin = _load_with_datasets(local, stem)
+        text = TextLines(_column(ds, cfg.text_column, origin), origin)
+    else:
+        data = _decompressed(path) if path.suffix == ".gz" else path.read_bytes()
+        text = TextLines(split_utf8_lines(data, str(path)), str(path))
+    if not any(line.strip() for line in text.lines):
+        raise DataError(f"{text.origin}: no text")
+    return text
+
+
 def load_parallel_files(src_path: Path, tgt_path: Path) -> ParallelText:
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
@@ -182,12 +204,7 @@ def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig | ClassifyDataCo
             path = _local_file(folder, split, EXTENSIONS[cfg.format])
             origin = str(path)
             if cfg.format != "parquet":  # text formats: precise line numbers for bad bytes
-                data = path.read_bytes()
-                if path.suffix == ".gz":
-                    try:
-                        data = gzip.decompress(data)
-                    except (OSError, EOFError) as e:
-                        raise DataError(f"{path}: not a readable gzip file ({e})") from None
+                data = _decompressed(path) if path.suffix == ".gz" else path.read_bytes()
                 split_utf8_lines(data, origin)
             builder, kwargs = {
                 "tsv": ("csv", {"sep": "\t", "quoting": 3, "keep_default_na": False}),
@@ -203,6 +220,13 @@ def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig | ClassifyDataCo
         raise DataError(f"{cfg.hub_name if cfg.format == 'hub' else folder}: could not load "
                         f"split '{split}' as {cfg.format}: {first}") from None
     return ds, origin
+
+
+def _decompressed(path: Path) -> bytes:
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e})") from None
 
 
 def _column(ds, name: str, origin: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import TextIO
@@ -10,11 +11,11 @@ import torch
 
 from lstm_nlp import checkpoint, lm, reporting, runtime
 from lstm_nlp.config import LMRecipe
-from lstm_nlp.data import TextLines, load_text_split, read_lines
+from lstm_nlp.data import TextLines, load_text_file, load_text_split, read_lines
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.language_model import LanguageModel, build_lm
 from lstm_nlp.lm import LanguageModelTask, token_stream
-from lstm_nlp.textio import read_input_lines, report_folder, split_name
+from lstm_nlp.textio import HELD_OUT, read_input_lines, report_folder, split_name
 from lstm_nlp.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.transfer import load_weights, tokenizer_for_run
 
@@ -22,8 +23,7 @@ UNIT = "tok"  # what training throughput counts: tokens
 
 
 def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
-    d = recipe.data
-    train_text, valid_text = load_text_split(d, d.train), load_text_split(d, d.valid)
+    train_text, valid_text = _splits(recipe)
     tok, pretrained = tokenizer_for_run(run_dir / "tokenizer" / "lm.model", recipe.model,
                                         recipe.tokenizer, train_text.lines, recipe.seed, resume)
     train_ids, valid_ids = token_stream(tok, train_text.lines), token_stream(tok, valid_text.lines)
@@ -44,6 +44,27 @@ def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
     extra = {"task": recipe.task, "recipe": recipe.to_dict(),
              "tokenizer": tokenizer_state(tok)}
     return task, model, extra
+
+
+def _splits(recipe: LMRecipe) -> tuple[TextLines, TextLines]:
+    """Training text (the train split, then each `extra_train` file) and validation text; without
+    a validation split, a seeded random `valid_fraction` of the training lines is held out."""
+    d = recipe.data
+    parts = [load_text_split(d, d.train)]
+    parts += [load_text_file(Path(d.dir) / name, d) for name in d.extra_train]
+    train = TextLines([line for part in parts for line in part.lines],
+                      " + ".join(part.origin for part in parts))
+    if d.valid:
+        return train, load_text_split(d, d.valid)
+    order = list(range(len(train)))
+    random.Random(recipe.seed).shuffle(order)
+    n_valid = max(1, int(len(order) * d.valid_fraction))
+    if n_valid >= len(order):
+        raise DataError(f"{train.origin}: too few lines to hold out a validation set")
+    held = set(order[:n_valid])
+    valid = TextLines([train.lines[i] for i in sorted(held)],
+                      f"{train.origin} (held-out {d.valid_fraction:.0%})")
+    return TextLines([ln for i, ln in enumerate(train.lines) if i not in held], train.origin), valid
 
 
 def _unk_rate(tok: Tokenizer, ids: torch.Tensor) -> float:
@@ -113,7 +134,7 @@ def evaluate(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe, model_path:
         text, name = TextLines(lines, "stdin"), "stdin"
     else:
         name = split_name(recipe, split or "test")
-        text = load_text_split(recipe.data, name)
+        text = _splits(recipe)[1] if name == HELD_OUT else load_text_split(recipe.data, name)
     if batch_size is not None and batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     result = _perplexity(model, tok, text, batch_size or recipe.eval.batch_size, recipe,

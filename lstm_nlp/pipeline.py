@@ -5,6 +5,7 @@ A chain recipe trains its stages one after the other."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 from pathlib import Path
@@ -25,10 +26,13 @@ RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_m
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
           overwrite: bool = False, resume: bool = False,
           on_step: Callable[[int], None] | None = None) -> Path:
+    recipe = load_recipe(recipe_path)
+    if isinstance(recipe, ChainRecipe):  # its overrides go to the stages: STAGE.KEY=VALUE
+        run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
+        return _train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite, resume,
+                            on_step)
     recipe = load_recipe(recipe_path, overrides)
     run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
-    if isinstance(recipe, ChainRecipe):
-        return _train_chain(Path(recipe_path), recipe, run_dir, overwrite, resume, on_step)
     if resume:
         _check_resumable(run_dir, recipe)
     run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume)
@@ -53,6 +57,8 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
 
     model, tok, recipe = checkpoint.load_model(checkpoint.resolve(run_dir))
     try:
+        if not recipe.data.test:
+            raise DataError("the recipe has no test split (data.test is empty)")
         test = steps.test_report(model, tok, recipe)
     except DataError as e:  # no or bad test split: the trained run and its report still stand
         reporting.info(f"no test evaluation: {e}")
@@ -61,15 +67,19 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     return run_dir
 
 
-def _train_chain(path: Path, chain: ChainRecipe, run_dir: Path, overwrite: bool, resume: bool,
-                 on_step: Callable[[int], None] | None) -> Path:
-    """Stage i trains in <run>/<its name>/ from stage i-1 (model.init_from). With --resume,
-    finished stages are kept, an interrupted one continues, the rest start."""
+def _train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: Path,
+                 overwrite: bool, resume: bool, on_step: Callable[[int], None] | None) -> Path:
+    """Stage i trains in <run>/<its name>/ from stage i-1 (model.init_from). `--set` overrides
+    name their stage: `imdb-lm.train.max_minutes=10`. With --resume, finished stages are kept,
+    an interrupted one continues, the rest start."""
     stages = [path.parent / s for s in chain.stages]
     for stage in stages:
         if not stage.is_file():
             raise ConfigError(f"{path}: stage recipe not found: {stage}")
-    recipes = [load_recipe(stage) for stage in stages]  # all checked before any training
+    names = [load_recipe(stage).name for stage in stages]  # the stages' run folder names
+    per_stage = _stage_overrides(overrides, names)
+    recipes = [load_recipe(stage, per_stage[name])  # all checked before any training
+               for stage, name in zip(stages, names)]
     for stage, recipe in zip(stages[1:], recipes[1:]):
         if recipe.task == "translate":
             raise ConfigError(f"{stage}: a chain stage after the first must be able to start "
@@ -83,7 +93,7 @@ def _train_chain(path: Path, chain: ChainRecipe, run_dir: Path, overwrite: bool,
         {"recipe": str(path), "stages": [str(s) for s in stages],
          "folders": [f.name for f in folders]}, indent=2) + "\n", encoding="utf-8")
     for i, (stage, folder) in enumerate(zip(stages, folders)):
-        overrides = [f"model.init_from={folders[i - 1]}"] if i else []
+        overrides = per_stage[names[i]] + ([f"model.init_from={folders[i - 1]}"] if i else [])
         reporting.info(f"[bold]chain stage {i + 1}/{len(stages)}:[/] {stage} -> {folder}")
         if (folder / "report.json").is_file():
             reporting.info(f"{folder}: finished earlier; kept")
@@ -92,6 +102,20 @@ def _train_chain(path: Path, chain: ChainRecipe, run_dir: Path, overwrite: bool,
               resume=(folder / "last.pt").is_file(), on_step=on_step)
     reporting.info(f"chain done: the last stage ({folders[-1]}) answers for {run_dir}")
     return run_dir
+
+
+def _stage_overrides(overrides: list[str], names: list[str]) -> dict[str, list[str]]:
+    """`STAGE.KEY.PATH=VALUE` -> {STAGE: [KEY.PATH=VALUE]}; an unknown stage is an error."""
+    per_stage: dict[str, list[str]] = {name: [] for name in names}
+    for item in overrides:
+        stage, dot, rest = item.partition(".")
+        if stage not in per_stage or not dot:
+            near = difflib.get_close_matches(stage, names, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(f"--set {item}: a chain takes overrides per stage, as "
+                              f"STAGE.KEY=VALUE with STAGE one of {', '.join(names)}{hint}")
+        per_stage[stage].append(rest)
+    return per_stage
 
 
 def _check_resumable(run_dir: Path, recipe: Recipe) -> None:

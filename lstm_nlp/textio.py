@@ -8,9 +8,22 @@ from typing import Iterator, TextIO
 from lstm_nlp.errors import DataError
 
 
+HELD_OUT = "valid (held out from train)"  # the validation rows of a recipe with `valid: ""`
+
+
 def split_name(recipe, split: str) -> str:
-    """`train`, `valid`, `test` mean the recipe's splits of that role; anything else is a name."""
-    return getattr(recipe.data, split) if split in ("train", "valid", "test") else split
+    """`train`, `valid`, `test` mean the recipe's splits of that role; anything else is a name.
+    A recipe without a validation split answers HELD_OUT for `valid`; without a test split,
+    `test` is an error."""
+    if split not in ("train", "valid", "test"):
+        return split
+    name = getattr(recipe.data, split)
+    if not name and split == "valid" and hasattr(recipe.data, "valid_fraction"):
+        return HELD_OUT
+    if not name:
+        raise DataError(f"the recipe has no {split} split (data.{split} is empty); give "
+                        "another split or a file")
+    return name
 
 
 def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> Iterator[list[str]]:

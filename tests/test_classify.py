@@ -5,6 +5,7 @@ import json
 import sys
 
 import pytest
+import yaml
 import torch
 from typer.testing import CliRunner
 
@@ -227,6 +228,30 @@ def test_held_out_validation_when_the_data_has_no_valid_split(tmp_path, sentimen
     run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
     test = json.loads((run / "report.json").read_text())["test"]
     assert test["texts"] == 80 and test["data"].endswith("test.tsv.gz")
+    result = runner.invoke(app, ["eval", "-m", str(run), "--split", "valid",
+                                 "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(next(tmp_path.glob("eval-valid*.json")).read_text())["texts"] == 120
+
+
+def test_max_train_examples_is_a_seeded_random_subset(tmp_path):
+    """Data sorted by label (as IMDB ships): the first N rows would be one class only."""
+    from lstm_nlp import classify_pipeline
+    from lstm_nlp.config import load_recipe
+
+    folder = tmp_path / "sorted"
+    folder.mkdir()
+    rows = [("neg", f"bad film {i}") for i in range(50)] + [("pos", f"good film {i}")
+                                                              for i in range(50)]
+    for name in ("train", "valid"):
+        (folder / f"{name}.tsv").write_text("label\ttext\n" + "".join(
+            f"{label}\t{text}\n" for label, text in rows), encoding="utf-8")
+    path = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        folder, data={"max_train_examples": 20}))
+    train, _ = classify_pipeline._splits(load_recipe(path))
+    assert len(train) == 20 and set(train.labels) == {"neg", "pos"}
+    assert len(set(train.texts)) == 20
+    assert classify_pipeline._splits(load_recipe(path))[0].texts == train.texts
 
 
 @pytest.fixture(scope="session")
@@ -301,11 +326,17 @@ def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, 
                "schedule": "slanted"}), "name": "classifier"})
     chain = write_recipe(tmp_path / "chain.yaml",
                          {"task": "chain", "stages": ["lm.yaml", "tuned.yaml", "cls.yaml"]})
-    run = pipeline.train(chain, [], run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match="did you mean 'domain-lm'"):
+        pipeline.train(chain, ["domain-l.train.lr=0.1"], run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match="STAGE.KEY=VALUE"):
+        pipeline.train(chain, ["train.lr=0.1"], run_dir=tmp_path / "run")
+    run = pipeline.train(chain, ["domain-lm.train.lr=0.003"], run_dir=tmp_path / "run")
     assert [p.name for p in sorted(run.iterdir()) if p.is_dir()] == \
         ["classifier", "domain-lm", "general-lm"]
-    saved = (run / "domain-lm" / "recipe.yaml").read_text()
-    assert str(run / "general-lm") in saved  # init_from set to the previous stage
+    saved = yaml.safe_load((run / "domain-lm" / "recipe.yaml").read_text())
+    assert saved["model"]["init_from"] == str(run / "general-lm")  # the previous stage
+    assert saved["train"]["lr"] == 0.003  # the stage's override
+    assert yaml.safe_load((run / "general-lm" / "recipe.yaml").read_text())["train"]["lr"] == 0.01
     result = runner.invoke(app, ["classify", "-m", str(run)], input=b"the film was good .\n")
     assert result.exit_code == 0 and result.stdout.count("\n") == 1
     again = pipeline.train(chain, [], run_dir=run, resume=True)  # all stages done: kept

@@ -132,3 +132,55 @@ def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus):
     b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):
+    """Training text from a text split plus a gzipped TSV and a JSONL file; validation lines
+    held out from it (seeded), no test split: the run trains and eval --split valid re-derives
+    exactly the held-out lines."""
+    import gzip
+
+    from lstm_nlp import lm_pipeline
+    from lstm_nlp.config import load_recipe
+
+    lines = (text_corpus / "valid.txt").read_text().splitlines()
+    with gzip.open(tmp_path / "reviews.tsv.gz", "wt", encoding="utf-8") as f:
+        f.write("label\ttext\n" + "".join(f"1\t{line}\n" for line in lines[:10]))
+    (tmp_path / "more.jsonl").write_text("".join(json.dumps({"text": line}) + "\n"
+                                                 for line in lines[10:20]), encoding="utf-8")
+    train_lines = (text_corpus / "train.txt").read_text().splitlines()
+    (tmp_path / "wiki.txt").write_text("\n".join(train_lines) + "\n", encoding="utf-8")
+    recipe = tiny_lm_recipe(tmp_path, data={
+        "train": "wiki", "extra_train": ["reviews.tsv.gz", "more.jsonl"],
+        "valid": "", "valid_fraction": 0.1, "test": ""}, train={"max_epochs": 1})
+    path = write_recipe(tmp_path / "mixed.yaml", recipe)
+    train, valid = lm_pipeline._splits(load_recipe(path))
+    everything = train_lines + lines[:20]
+    assert len(valid) == len(everything) // 10 and len(train) + len(valid) == len(everything)
+    assert sorted(train.lines + valid.lines) == sorted(everything)
+    assert lm_pipeline._splits(load_recipe(path))[1].lines == valid.lines  # seeded
+    assert "reviews.tsv.gz" in train.origin and "more.jsonl" in train.origin
+
+    run = pipeline.train(path, [], run_dir=tmp_path / "run")
+    assert json.loads((run / "report.json").read_text())["test"] is None
+    result = runner.invoke(app, ["eval", "-m", str(run), "--split", "valid",
+                                 "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    evaluated = json.loads(next(tmp_path.glob("eval-valid*.json")).read_text())
+    assert evaluated["lines"] == len(valid)
+    assert evaluated["ppl"] == pytest.approx(rows[-1]["val_ppl"], rel=0.1)  # other batching
+    no_test = runner.invoke(app, ["eval", "-m", str(run), "--split", "test"])
+    assert no_test.exit_code == 1 and "no test split" in no_test.stderr
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"extra_train": ["missing.tsv"]}, "file not found"),
+    ({"valid": "", "valid_fraction": 0.0}, "valid_fraction above 0"),
+    ({"valid_fraction": 0.9}, "valid_fraction: must be between"),
+])
+def test_extra_text_and_held_out_errors(tmp_path, text_corpus, data, message):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_lm_recipe(text_corpus, data=data))
+    result = runner.invoke(app, ["train", str(recipe), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
