@@ -228,6 +228,7 @@ class TrainConfig:
     min_lr: float = 1e-5
     layer_lr_decay: float = 1.0
     gradual_unfreezing: bool = False
+    average_decay: float = 0.0
     valid_every: int = 500
     early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "loss"
     patience: int = 0
@@ -243,6 +244,7 @@ class TrainConfig:
         _between(p, "cut_frac", self.cut_frac, 0.0, 0.99)
         _at_least(p, "slanted_ratio", self.slanted_ratio, 1.0)
         _at_least(p, "layer_lr_decay", self.layer_lr_decay, 1.0)
+        _between(p, "average_decay", self.average_decay, 0.0, 0.99999)
         _at_least(p, "log_every", self.log_every, 1)
         for name in ("max_epochs", "max_steps", "warmup_steps", "patience", "decay_patience",
                      "decay_start_epoch", "threads", "valid_every"):

@@ -154,16 +154,49 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+class WeightAverage:
+    """Exponential moving average of the trainable weights (Polyak averaging; OpenNMT-py's
+    average_decay): after each step avg <- avg + (1 - d) (w - avg), with d = min(decay,
+    (1 + step) / (10 + step)) so early weights fade fast. Validation, best.pt and the test
+    use the average; training continues from the raw weights."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.params = {k: p for k, p in model.named_parameters()}
+        self.avg = {k: p.detach().clone() for k, p in self.params.items()}
+
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for k, p in self.params.items():
+                if p.requires_grad:  # frozen groups (gradual unfreezing) keep their average
+                    self.avg[k].lerp_(p.detach(), 1.0 - d)
+
+    def swap(self) -> None:
+        """Exchange the model's weights and the average (twice = back to where it was)."""
+        with torch.no_grad():
+            for k, p in self.params.items():
+                raw = p.detach().clone()
+                p.copy_(self.avg[k])
+                self.avg[k] = raw
+
+
 def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
         reporter: Reporter, extra: dict[str, Any], resume: bool,
         on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train until a limit or early stopping; `extra` (recipe, tokenizer) goes into checkpoints."""
     optimizer = build_optimizer(model, cfg)
     state = TrainState()
+    average = WeightAverage(model, cfg.average_decay) if cfg.average_decay else None
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume:
         ckpt = checkpoint.load(last_path)
         checkpoint.load_state(model, ckpt["model"], last_path, "model weights")
+        if average is not None:
+            if "average" not in ckpt:
+                raise LstmNlpError(f"--resume: {last_path} has no weight average; it was "
+                                   "trained without train.average_decay")
+            average.avg = {k: v.clone() for k, v in ckpt["average"].items()}
         optimizer.load_state_dict(ckpt["optimizer"])
         state = TrainState(**ckpt["train_state"])
         torch.set_rng_state(ckpt["rng"])
@@ -172,10 +205,22 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
     metric_key, higher = STOPPING_METRICS[cfg.early_stopping_metric]
 
     def save(path: Path) -> None:
+        """The raw weights, and beside them the average (which best.pt holds as its model)."""
+        extras = {"average": average.avg} if average is not None else {}
         checkpoint.save(path, {**extra, "model": model.state_dict(),
                                "optimizer": optimizer.state_dict(),
                                "train_state": asdict(state), "rng": torch.get_rng_state(),
-                               "task_state": task.state_dict()})
+                               "task_state": task.state_dict(), **extras})
+
+    def save_best() -> None:
+        if average is None:
+            return save(best_path)
+        average.swap()  # the model holds the average: best.pt's weights are the averaged ones
+        try:
+            checkpoint.save(best_path, {**extra, "model": model.state_dict(),
+                                        "train_state": asdict(state)})
+        finally:
+            average.swap()
 
     window = {"loss": 0.0, "tokens": 0, "correct": 0, "time": 0.0}
     last_row: dict[str, float] = {}
@@ -184,8 +229,14 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
         """Validate, log, checkpoint; True when early stopping says stop."""
         nonlocal last_row
         model.eval()
-        with torch.inference_mode(), runtime.autocast(cfg.precision):
-            scores = task.validate(model)
+        if average is not None:
+            average.swap()
+        try:
+            with torch.inference_mode(), runtime.autocast(cfg.precision):
+                scores = task.validate(model)
+        finally:
+            if average is not None:
+                average.swap()
         model.train()
         metric = scores[metric_key]
         improved = state.best_score is None or (metric > state.best_score if higher
@@ -206,7 +257,7 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                     "elapsed_s": round(state.elapsed_s, 1)}
         save(last_path)
         if improved:
-            save(best_path)
+            save_best()
         reporter.validation(last_row, best=improved)
         window.update(loss=0.0, tokens=0, correct=0, time=0.0)
         return stop
@@ -258,6 +309,8 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_mult", 1.0)
                 optimizer.step()
+                if average is not None:
+                    average.update(state.step)
                 dt = time.perf_counter() - t0
                 state.step += 1
                 state.batch_in_epoch += 1

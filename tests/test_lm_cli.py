@@ -110,10 +110,11 @@ def test_bad_lm_data_gives_clear_errors(tmp_path, text_corpus):
         train(bad)
 
 
-def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus):
+@pytest.mark.parametrize("average_decay", [0.0, 0.9])
+def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus, average_decay):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_lm_recipe(
         text_corpus, train={"max_epochs": 0, "max_steps": 30, "valid_every": 10,
-                            "variable_bptt": True}))
+                            "variable_bptt": True, "average_decay": average_decay}))
     pipeline.train(recipe, [], run_dir=tmp_path / "straight")
 
     class Killed(Exception):
@@ -128,10 +129,15 @@ def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus):
     saved = checkpoint.load(tmp_path / "killed" / "last.pt")
     assert saved["train_state"]["step"] == 10 and saved["task_state"]["hidden"]
     pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
-    a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
-    b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    if average_decay:  # the average resumes too, and best.pt holds it, not the raw weights
+        for key in a["average"]:
+            assert torch.equal(a["average"][key], b["average"][key]), key
+        best = checkpoint.load(tmp_path / "straight" / "best.pt")
+        assert not torch.equal(best["model"]["output.bias"], a["model"]["output.bias"])
 
 
 def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):

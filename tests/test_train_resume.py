@@ -131,3 +131,27 @@ def test_learning_rate_schedules():
     plateau = TrainConfig(max_steps=100, lr=1.0, schedule="plateau", min_lr=0.1)
     assert learning_rate(plateau, TrainState(lr_scale=0.5)) == 0.5
     assert learning_rate(plateau, TrainState(lr_scale=0.01)) == 0.1
+
+
+def test_weight_average_follows_the_formula_and_swaps_back():
+    from lstm_nlp.trainer import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    first = {k: v.detach().clone() for k, v in model.named_parameters()}
+    avg = WeightAverage(model, decay=0.5)
+    expected = {k: v.clone() for k, v in first.items()}
+    for step in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        avg.update(step)
+        d = min(0.5, (1 + step) / (10 + step))
+        for k, p in model.named_parameters():
+            expected[k] = d * expected[k] + (1 - d) * p.detach()
+    for k in expected:
+        assert torch.allclose(avg.avg[k], expected[k])
+    raw = {k: v.detach().clone() for k, v in model.named_parameters()}
+    avg.swap()
+    assert all(torch.allclose(p, expected[k]) for k, p in model.named_parameters())
+    avg.swap()
+    assert all(torch.equal(p, raw[k]) for k, p in model.named_parameters())
