@@ -16,7 +16,7 @@ from lstm_nlp.classification import (ClassificationTask, class_names, encode_tex
                                      predict)
 from lstm_nlp.classifier import Classifier, build_classifier
 from lstm_nlp.config import ClassifyRecipe
-from lstm_nlp.data import LabeledText, load_labeled_file, load_labeled_split
+from lstm_nlp.data import LabeledText, hold_out, load_labeled_file, load_labeled_split
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.textio import HELD_OUT, read_input_lines, report_folder, split_name
 from lstm_nlp.tokenizer import Tokenizer, tokenizer_state
@@ -33,14 +33,10 @@ def _splits(recipe: ClassifyRecipe) -> tuple[LabeledText, LabeledText]:
     if d.valid:
         valid = load_labeled_split(d, d.valid)
     else:
-        order = list(range(len(train)))
-        random.Random(recipe.seed).shuffle(order)
-        n_valid = max(1, int(len(order) * d.valid_fraction))
-        if n_valid >= len(order):
-            raise DataError(f"{train.origin}: too few rows to hold out a validation set")
+        keep, held = hold_out(len(train), d.valid_fraction, recipe.seed, train.origin)
         pick = lambda rows: LabeledText([train.texts[i] for i in rows],  # noqa: E731
                                         [train.labels[i] for i in rows], train.origin)
-        train, valid = pick(order[n_valid:]), pick(order[:n_valid])
+        train, valid = pick(keep), pick(held)
         valid.origin = f"{valid.origin} (held-out {d.valid_fraction:.0%})"
     if d.max_train_examples and d.max_train_examples < len(train):  # a seeded random subset
         keep = sorted(random.Random(recipe.seed + 1).sample(range(len(train)),

@@ -473,7 +473,8 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of keys, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides)
+    if raw.get("task") != "chain":  # a chain's overrides belong to its stages (pipeline)
+        raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
     if not raw["name"]:
         raw["name"] = path.stem

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,17 @@ def load_text_split(cfg: LMDataConfig, split: str) -> TextLines:
     if not any(line.strip() for line in text.lines):
         raise DataError(f"{text.origin}: split '{split}' has no text")
     return text
+
+
+def hold_out(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], list[int]]:
+    """Indices of the rows kept for training and of the `fraction` held out for validation,
+    both in a seeded random order."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_valid = max(1, int(n * fraction))
+    if n_valid >= n:
+        raise DataError(f"{origin}: too few rows to hold out a validation set")
+    return order[n_valid:], order[:n_valid]
 
 
 def load_text_file(path: Path, cfg: LMDataConfig) -> TextLines:

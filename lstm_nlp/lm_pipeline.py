@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import TextIO
@@ -11,7 +10,7 @@ import torch
 
 from lstm_nlp import checkpoint, lm, reporting, runtime
 from lstm_nlp.config import LMRecipe
-from lstm_nlp.data import TextLines, load_text_file, load_text_split, read_lines
+from lstm_nlp.data import TextLines, hold_out, load_text_file, load_text_split, read_lines
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.language_model import LanguageModel, build_lm
 from lstm_nlp.lm import LanguageModelTask, token_stream
@@ -56,15 +55,10 @@ def _splits(recipe: LMRecipe) -> tuple[TextLines, TextLines]:
                       " + ".join(part.origin for part in parts))
     if d.valid:
         return train, load_text_split(d, d.valid)
-    order = list(range(len(train)))
-    random.Random(recipe.seed).shuffle(order)
-    n_valid = max(1, int(len(order) * d.valid_fraction))
-    if n_valid >= len(order):
-        raise DataError(f"{train.origin}: too few lines to hold out a validation set")
-    held = set(order[:n_valid])
-    valid = TextLines([train.lines[i] for i in sorted(held)],
-                      f"{train.origin} (held-out {d.valid_fraction:.0%})")
-    return TextLines([ln for i, ln in enumerate(train.lines) if i not in held], train.origin), valid
+    keep, held = hold_out(len(train), d.valid_fraction, recipe.seed, train.origin)
+    pick = lambda rows, origin: TextLines([train.lines[i] for i in sorted(rows)], origin)  # noqa: E731
+    return (pick(keep, train.origin),
+            pick(held, f"{train.origin} (held-out {d.valid_fraction:.0%})"))
 
 
 def _unk_rate(tok: Tokenizer, ids: torch.Tensor) -> float:

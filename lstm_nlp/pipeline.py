@@ -26,13 +26,11 @@ RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_m
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
           overwrite: bool = False, resume: bool = False,
           on_step: Callable[[int], None] | None = None) -> Path:
-    recipe = load_recipe(recipe_path)
-    if isinstance(recipe, ChainRecipe):  # its overrides go to the stages: STAGE.KEY=VALUE
-        run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
-        return _train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite, resume,
-                            on_step)
     recipe = load_recipe(recipe_path, overrides)
     run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
+    if isinstance(recipe, ChainRecipe):  # its overrides go to the stages: STAGE.KEY=VALUE
+        return _train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite, resume,
+                            on_step)
     if resume:
         _check_resumable(run_dir, recipe)
     run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume)
