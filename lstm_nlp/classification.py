@@ -13,7 +13,7 @@ from lstm_nlp import metrics
 from lstm_nlp.classifier import Classifier
 from lstm_nlp.config import ClassifyRecipe
 from lstm_nlp.data import LabeledText
-from lstm_nlp.errors import DataError
+from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.models import LossOutput
 from lstm_nlp.tokenizer import Tokenizer
 
@@ -41,13 +41,19 @@ def encode_texts(tok: Tokenizer, texts: list[str], max_tokens: int, long_text: s
                  ) -> list[list[int]]:
     """<eos> (the start-of-text state of a language model) + tokens; `head` keeps the first
     max_tokens tokens, `tail` the last ones, `chunk` everything (read in chunks by the model)."""
+    return clip(tok.encode(texts), tok.eos_id, max_tokens, long_text)
+
+
+def clip(encoded: list[list[int]], eos_id: int, max_tokens: int, long_text: str
+         ) -> list[list[int]]:
+    """`encode_texts` after the tokenizer: truncate as `long_text` says, put <eos> first."""
     out = []
-    for ids in tok.encode(texts):
+    for ids in encoded:
         if long_text == "head":
             ids = ids[:max_tokens]
         elif long_text == "tail":
             ids = ids[-max_tokens:] if max_tokens < len(ids) else ids
-        out.append([tok.eos_id] + ids)
+        out.append([eos_id] + ids)
     return out
 
 
@@ -89,14 +95,26 @@ class ClassificationTask:
                  valid: LabeledText, classes: list[str]):
         self.recipe, self.tok, self.classes = recipe, tok, classes
         m = recipe.model
+        self.train_texts = train.texts
         self.train_ids = encode_texts(tok, train.texts, m.max_tokens, m.long_text)
+        self.lengths = [len(s) for s in self.train_ids]  # of the best segmentation: buckets
+        if recipe.train.subword_alpha and not hasattr(tok, "encode_sampled"):
+            raise ConfigError(f"train.subword_alpha: samples sentencepiece segmentations; this "
+                              f"run's tokenizer is {tok.kind!r} (set it to 0)")
         self.train_labels = label_ids(train, classes)
         self.valid_ids = encode_texts(tok, valid.texts, m.max_tokens, m.long_text)
         self.valid_labels = label_ids(valid, classes)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        return length_batches([len(s) for s in self.train_ids], self.recipe.train.batch_size,
-                              self.recipe.seed, epoch)
+        """The epoch's batches; with subword sampling, also the epoch's segmentations (drawn
+        from (seed, epoch) alone, so a resumed run sees the same ones)."""
+        alpha, m = self.recipe.train.subword_alpha, self.recipe.model
+        if alpha:
+            sampled = self.tok.encode_sampled(self.train_texts, alpha,
+                                              self.recipe.seed * 1_000_003 + epoch)
+            self.train_ids = clip(sampled, self.tok.eos_id, m.max_tokens, m.long_text)
+        return length_batches(self.lengths, self.recipe.train.batch_size, self.recipe.seed,
+                              epoch)
 
     def collate(self, indices: list[int]) -> ClassBatch:
         return collate([self.train_ids[i] for i in indices],

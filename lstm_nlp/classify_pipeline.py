@@ -73,17 +73,46 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
     return task, model, extra
 
 
-def _score(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe, data: LabeledText,
-           batch_size: int, precision: str) -> tuple[dict, torch.Tensor]:
-    gold = label_ids(data, model.classes)
-    m = recipe.model
+Member = tuple[Classifier, Tokenizer, ClassifyRecipe]  # one model of an ensemble
+
+
+def load_members(paths: list[Path], first: Member | None = None) -> list[Member]:
+    """Classifiers to average (an ensemble; `first`: paths[0], loaded already); they must share
+    their classes, in order."""
+    members = [first] if first else []
+    members += [checkpoint.load_for(p, "classify", "classify") for p in paths[len(members):]]
+    classes = members[0][0].classes
+    for path, (model, _, _) in zip(paths[1:], members[1:]):
+        if model.classes != classes:
+            raise ConfigError(f"{path}: classes {', '.join(model.classes)} differ from those of "
+                              f"{paths[0]} ({', '.join(classes)}); an ensemble needs the same "
+                              "classes")
+    return members
+
+
+def ensemble_probs(members: list[Member], texts: list[str], batch_size: int, precision: str
+                   ) -> torch.Tensor:
+    """The members' mean class probabilities (N, C); each reads the texts with its own
+    tokenizer and truncation."""
+    total = None
+    for model, tok, recipe in members:
+        m = recipe.model
+        with runtime.autocast(precision):
+            probs = predict(model, encode_texts(tok, texts, m.max_tokens, m.long_text),
+                            batch_size, tok.pad_id)
+        total = probs if total is None else total + probs
+    return total / len(members)
+
+
+def _score(members: list[Member], data: LabeledText, batch_size: int, precision: str
+           ) -> tuple[dict, torch.Tensor]:
+    classes = members[0][0].classes
+    gold = label_ids(data, classes)
     start = time.perf_counter()
-    with runtime.autocast(precision):
-        probs = predict(model, encode_texts(tok, data.texts, m.max_tokens, m.long_text),
-                        batch_size, tok.pad_id)
+    probs = ensemble_probs(members, data.texts, batch_size, precision)
     seconds = time.perf_counter() - start
-    scores = metrics.classification_scores(gold, probs.argmax(1).tolist(), model.classes)
-    result = {"data": data.origin, "texts": len(data), "classes": model.classes,
+    scores = metrics.classification_scores(gold, probs.argmax(1).tolist(), classes)
+    result = {"data": data.origin, "texts": len(data), "classes": classes,
               "accuracy": round(scores["accuracy"], 4), "macro_f1": round(scores["macro_f1"], 4),
               "per_class": scores["per_class"], "confusion": scores["confusion"],
               "precision": precision, "texts_per_s": round(len(data) / max(seconds, 1e-9), 1)}
@@ -131,65 +160,73 @@ def _errors_md(data: LabeledText, probs: torch.Tensor, classes: list[str], n: in
 
 def test_report(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe) -> dict | None:
     data = load_labeled_split(recipe.data, recipe.data.test)
-    result, probs = _score(model, tok, recipe, data, recipe.eval.batch_size,
+    result, probs = _score([(model, tok, recipe)], data, recipe.eval.batch_size,
                            recipe.train.precision)
     result["markdown"] = [_scores_md(result), "## Misclassified examples\n",
                           _errors_md(data, probs, model.classes, recipe.eval.samples)]
     return result
 
 
-def evaluate(model: Classifier, tok: Tokenizer, recipe: ClassifyRecipe, model_path: Path,
-             split: str | None, input_path: Path | None, stdin: TextIO | None,
-             batch_size: int | None, out_dir: Path | None, precision: str | None) -> dict:
-    """Accuracy, macro-F1, per-class scores and the confusion matrix of a split or a file."""
+def evaluate(members: list[Member], model_paths: list[Path], split: str | None,
+             input_path: Path | None, batch_size: int | None, out_dir: Path | None,
+             precision: str | None) -> dict:
+    """Accuracy, macro-F1, per-class scores and the confusion matrix of a split or a file; with
+    several models, of their averaged probabilities (the data comes from the first one's
+    recipe)."""
     if split is not None and input_path is not None:
         raise ConfigError("give either --split or --input, not both")
     if batch_size is not None and batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    recipe = members[0][2]
     if input_path is not None:
         data, name = load_labeled_file(input_path, recipe.data), Path(input_path).name
     else:
         name = split_name(recipe, split or "test")
         data = _splits(recipe)[1] if name == HELD_OUT else load_labeled_split(recipe.data, name)
-    result, probs = _score(model, tok, recipe, data, batch_size or recipe.eval.batch_size,
+    result, probs = _score(members, data, batch_size or recipe.eval.batch_size,
                            precision or recipe.train.precision)
-    result["checkpoint"] = str(checkpoint.resolve(model_path))
-    stem = report_folder(model_path, out_dir) / f"eval-{name.split('.')[0]}"
+    result["checkpoint"] = str(checkpoint.resolve(model_paths[0]))
+    stem = f"eval-{name.split('.')[0]}"
+    shown = f"checkpoint `{result['checkpoint']}`"
+    if len(members) > 1:
+        result["ensemble"] = [str(checkpoint.resolve(p)) for p in model_paths]
+        stem += f"-ensemble{len(members)}"
+        shown = "ensemble (mean probabilities) of " + ", ".join(f"`{p}`"
+                                                               for p in result["ensemble"])
+    stem = report_folder(model_paths[0], out_dir) / stem
     reporting.write_json(stem.with_suffix(".json"), result)
     stem.with_suffix(".md").write_text(
-        f"# Evaluation\n\ncheckpoint `{result['checkpoint']}`\n\n{_scores_md(result)}\n"
+        f"# Evaluation\n\n{shown}\n\n{_scores_md(result)}\n"
         f"## Misclassified examples\n\n"
-        f"{_errors_md(data, probs, model.classes, recipe.eval.samples)}", encoding="utf-8")
+        f"{_errors_md(data, probs, result['classes'], recipe.eval.samples)}", encoding="utf-8")
     reporting.info(f"report: {stem.with_suffix('.md')}")
     return result
 
 
-def classify(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
+def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, stdin: TextIO,
              fmt: str = "tsv", batch_size: int | None = None, precision: str | None = None
              ) -> None:
     """One line out per line in: `label<TAB>probability` or JSON with every class's
-    probability."""
+    probability; several models are averaged (an ensemble)."""
     runtime.tune_allocator()
-    model, tok, recipe = checkpoint.load_for(model_path, "classify", "classify")
+    members = load_members(model_paths)
+    classes, recipe = members[0][0].classes, members[0][2]
     batch_size = batch_size or recipe.eval.batch_size
     precision = precision or recipe.train.precision
     if batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
-    m = recipe.model
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(batch_size * 16, 1024)):
-        with runtime.autocast(precision):
-            probs = predict(model, encode_texts(tok, lines, m.max_tokens, m.long_text),
-                            batch_size, tok.pad_id)
-        for row in probs.tolist():
+        for row in ensemble_probs(members, lines, batch_size, precision).tolist():
             best = max(range(len(row)), key=row.__getitem__)
             if fmt == "jsonl":
-                output.write(json.dumps({"label": model.classes[best], "probability": row[best],
-                                         "probs": dict(zip(model.classes, row))}) + "\n")
+                output.write(json.dumps({"label": classes[best], "probability": row[best],
+                                         "probs": dict(zip(classes, row))}) + "\n")
             else:
-                output.write(f"{model.classes[best]}\t{row[best]:.4f}\n")
+                output.write(f"{classes[best]}\t{row[best]:.4f}\n")
         output.flush()
         n += len(lines)
     dt = time.perf_counter() - start
+    models = f", {len(members)} models" if len(members) > 1 else ""
     reporting.info(f"classified {n:,} texts in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} texts/s, "
-                   f"{precision})")
+                   f"{precision}{models})")

@@ -20,6 +20,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Train, evaluate and use LSTM models for NLP. See README.md.")
 
 Model = Annotated[Path, typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file.")]
+Models = Annotated[list[Path], typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file; classifiers: repeat for an ensemble (mean probabilities).")]
 
 
 class Precision(str, Enum):
@@ -28,7 +29,7 @@ class Precision(str, Enum):
 
 
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
-    help="Inference arithmetic [the recipe's train.precision].")]
+    help="Inference arithmetic \\[the recipe's train.precision].")]
 
 
 def _boundary(fn):
@@ -76,7 +77,7 @@ def train(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/).")],
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override a recipe key: --set train.lr=0.0005 (repeatable).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder [runs/<recipe name>].")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder \\[runs/<recipe name>].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run from its last.pt.")] = False,
 ) -> None:
@@ -92,10 +93,10 @@ def translate(
     model: Model,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read this file, not stdin.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
-    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy [recipe].")] = None,
-    length_penalty: Annotated[Optional[float], typer.Option(help="GNMT alpha [recipe].")] = None,
-    max_len_ratio: Annotated[Optional[float], typer.Option(help="Max output/input length [recipe].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch [recipe].")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy \\[recipe].")] = None,
+    length_penalty: Annotated[Optional[float], typer.Option(help="GNMT alpha \\[recipe].")] = None,
+    max_len_ratio: Annotated[Optional[float], typer.Option(help="Max output/input length \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line."""
@@ -128,12 +129,12 @@ def generate(
     model: Model,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read prompts from this file, not stdin.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per continuation [recipe].")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="Softmax temperature; 0 = most likely token [recipe].")] = None,
-    top_k: Annotated[Optional[int], typer.Option(help="Sample among the k most likely; 0 = all [recipe].")] = None,
-    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling mass; 1 = all [recipe].")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per continuation \\[recipe].")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Softmax temperature; 0 = most likely token \\[recipe].")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Sample among the k most likely; 0 = all \\[recipe].")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling mass; 1 = all \\[recipe].")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed: same seed and input, same text.")] = 1,
-    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per batch [recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Continue each prompt line from stdin (or --input) with a language model: one line out per
@@ -155,11 +156,11 @@ class Format(str, Enum):
 @app.command()
 @_boundary
 def classify(
-    model: Model,
+    model: Models,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read texts from this file, not stdin.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="tsv: label<TAB>probability; jsonl: every class's probability.")] = Format.tsv,
-    batch_size: Annotated[Optional[int], typer.Option(help="Texts per batch [recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Texts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Classify each line of stdin (or --input): one output line per input line, in order."""
@@ -173,14 +174,14 @@ def classify(
 @app.command("eval")
 @_boundary
 def eval_(
-    model: Model,
-    split: Annotated[Optional[str], typer.Option(help="Split of the recipe's data: train, valid, test (the recipe's names for them) or a split name [test].")] = None,
+    model: Models,
+    split: Annotated[Optional[str], typer.Option(help="Split of the recipe's data: train, valid, test (the recipe's names for them) or a split name \\[test].")] = None,
     src: Annotated[Optional[Path], typer.Option(help="Translation: source file (with --ref).")] = None,
     ref: Annotated[Optional[Path], typer.Option(help="Translation: reference file (with --src).")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Language model: text file to score (default: stdin when piped, else --split). Classifier: a labeled file in the recipe's format.")] = None,
-    beam: Annotated[Optional[int], typer.Option(help="Translation: beam size; 1 = greedy [recipe].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sentences (translation) or parallel streams (language model) per batch [recipe].")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder [the run folder].")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Translation: beam size; 1 = greedy \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences (translation) or parallel streams (language model) per batch \\[recipe].")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder \\[the run folder].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Score a model. Translation: BLEU and chrF (sacrebleu, with signature) and perplexity.

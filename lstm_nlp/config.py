@@ -306,6 +306,7 @@ class ClassifyTrainConfig(TrainConfig):
     """Batches of `batch_size` texts of similar length."""
     batch_size: int = 32
     label_smoothing: float = 0.0
+    subword_alpha: float = 0.0  # > 0: each epoch samples new sentencepiece segmentations
     valid_every: int = 0
     early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "accuracy"
 
@@ -313,6 +314,7 @@ class ClassifyTrainConfig(TrainConfig):
         super().check(p)
         _at_least(p, "batch_size", self.batch_size, 1)
         _between(p, "label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _between(p, "subword_alpha", self.subword_alpha, 0.0, 1.0)
         if self.early_stopping_metric in ("bleu", "ppl"):
             raise ConfigError(f"{p}early_stopping_metric: use accuracy or loss for a classifier")
 

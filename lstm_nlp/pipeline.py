@@ -142,18 +142,29 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def evaluate(model_path: Path, split: str | None = None, src: Path | None = None,
+def evaluate(model_paths: Path | list[Path], split: str | None = None, src: Path | None = None,
              ref: Path | None = None, beam: int | None = None, out_dir: Path | None = None,
              precision: str | None = None, input_path: Path | None = None,
              stdin: TextIO | None = None, batch_size: int | None = None) -> dict:
-    """Score a model of any task; options that do not apply to its task are refused."""
+    """Score a model of any task (or an ensemble of classifiers); options that do not apply to
+    its task are refused."""
     runtime.tune_allocator()
+    paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
+    model_path = paths[0]
     model, tok, recipe = checkpoint.load_model(model_path)
+    if len(paths) > 1 and recipe.task != "classify":
+        raise ConfigError(f"several --model: ensembles are for classifiers; {model_path} is a "
+                          f"{recipe.task} model")
     if recipe.task != "translate":
         if src is not None or ref is not None or beam is not None:
             raise ConfigError("--src/--ref/--beam are for translation models")
-        return TASKS[recipe.task].evaluate(model, tok, recipe, model_path, split, input_path,
-                                           stdin, batch_size, out_dir, precision)
+    if recipe.task == "classify":
+        members = classify_pipeline.load_members(paths, first=(model, tok, recipe))
+        return classify_pipeline.evaluate(members, paths, split, input_path, batch_size,
+                                          out_dir, precision)
+    if recipe.task == "lm":
+        return lm_pipeline.evaluate(model, tok, recipe, model_path, split, input_path, stdin,
+                                    batch_size, out_dir, precision)
     if input_path is not None:
         raise ConfigError("--input is for language models and classifiers; score a "
                           "translation model with --src and --ref, or --split")

@@ -66,6 +66,14 @@ class SentencePieceTokenizer:
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.sp.Decode(ids)
 
+    def encode_sampled(self, texts: list[str], alpha: float, seed: int) -> list[list[int]]:
+        """Subword regularization (Kudo 2018): a segmentation sampled from the unigram lattice
+        with smoothing `alpha` (BPE: BPE-dropout with drop rate `alpha`); the same seed gives
+        the same segmentations."""
+        spm.set_random_generator_seed(seed % 2**32)
+        return self.sp.Encode(texts, out_type=int, enable_sampling=True, alpha=alpha,
+                              nbest_size=-1, num_threads=1)
+
     def pieces(self, text: str) -> list[str]:
         return self.sp.EncodeAsPieces(text)
 

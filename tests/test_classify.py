@@ -355,3 +355,107 @@ def test_a_bad_test_split_keeps_the_trained_run(tmp_path, sentiment):
     run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
     assert (run / "best.pt").is_file() and (run / "report.md").is_file()
     assert json.loads((run / "report.json").read_text())["test"] is None
+
+
+def test_subword_sampling_resegments_each_epoch_and_resumes_exactly(tmp_path, sentiment):
+    """train.subword_alpha: each epoch reads new sentencepiece segmentations of the same text,
+    drawn from (seed, epoch) only, so a killed run resumes to the same weights."""
+    from lstm_nlp.classification import ClassificationTask
+    from lstm_nlp.config import load_recipe
+    from lstm_nlp.data import load_labeled_split
+
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        sentiment, tokenizer={"type": "unigram", "vocab_size": 120}, model={"max_tokens": 400},
+        train={"subword_alpha": 0.2, "max_epochs": 2, "valid_every": 25}))
+    pipeline.train(recipe, [], run_dir=tmp_path / "straight")
+
+    tok = checkpoint.load_for(tmp_path / "straight", "classify", "classify")[1]
+    r = load_recipe(recipe)
+    train = load_labeled_split(r.data, "train")
+    task = ClassificationTask(r, tok, train, train, sorted(set(train.labels)))
+    best = [ids[:] for ids in task.train_ids]
+    task.epoch_batches(1)
+    first = [ids[:] for ids in task.train_ids]
+    task.epoch_batches(2)
+    assert task.train_ids != first and first != best  # new segmentations each epoch ...
+    assert tok.decode([s[1:] for s in first]) == tok.decode([s[1:] for s in best])  # same text
+    task.epoch_batches(1)
+    assert task.train_ids == first  # ... drawn from (seed, epoch) alone
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_60(step):  # epoch 2 (38 batches an epoch), last checkpoint at step 50
+        if step == 60:
+            raise Killed
+
+    with pytest.raises(Killed):
+        pipeline.train(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_60)
+    assert checkpoint.load(tmp_path / "killed" / "last.pt")["train_state"]["step"] == 50
+    pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_subword_sampling_needs_a_sentencepiece_tokenizer(tmp_path, sentiment):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        sentiment, train={"subword_alpha": 0.1}))
+    result = runner.invoke(app, ["train", str(recipe), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "train.subword_alpha: samples sentencepiece segmentations; this run's tokenizer " \
+           "is 'word'" in result.stderr
+
+
+@pytest.fixture(scope="session")
+def second_classifier(tmp_path_factory, sentiment):
+    """Another seed, one epoch: a second member for ensembles."""
+    folder = tmp_path_factory.mktemp("cls2")
+    recipe = tiny_classify_recipe(sentiment, train={"max_epochs": 1})
+    recipe["seed"] = 2
+    return pipeline.train(write_recipe(folder / "tiny-cls2.yaml", recipe), [],
+                          run_dir=folder / "run")
+
+
+def test_an_ensemble_averages_its_members_probabilities(trained_classifier, second_classifier,
+                                                       tmp_path):
+    texts = b"the film was good .\n\nthe plot is dull , the music great .\n"
+
+    def probs(*runs):
+        args = ["classify", "--format", "jsonl"] + [a for r in runs for a in ("-m", str(r))]
+        result = runner.invoke(app, args, input=texts)
+        assert result.exit_code == 0, result.stderr
+        return [json.loads(line)["probs"] for line in result.stdout.splitlines()]
+
+    a, b = probs(trained_classifier), probs(second_classifier)
+    both = probs(trained_classifier, second_classifier)
+    assert len(both) == 3 and a != b
+    for pa, pb, pe in zip(a, b, both):
+        assert pe == {c: pytest.approx((pa[c] + pb[c]) / 2, abs=1e-5) for c in pa}
+    result = runner.invoke(app, ["eval", "-m", str(trained_classifier), "-m",
+                                 str(second_classifier), "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "eval-test-ensemble2.json").read_text())
+    assert report["texts"] == 80 and len(report["ensemble"]) == 2
+    assert "ensemble (mean probabilities)" in (tmp_path / "eval-test-ensemble2.md").read_text()
+
+
+def test_an_ensemble_needs_classifiers_with_the_same_classes(tmp_path, trained_classifier,
+                                                            tiny_lm_for_transfer):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("train", "valid", "test"):
+        (folder / f"{name}.tsv").write_text("label\ttext\n" + "".join(
+            f"{label}\t{label} film {i}\n" for i in range(20) for label in ("bad", "good")))
+    other = pipeline.train(write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+        folder, train={"max_epochs": 1})), [], run_dir=tmp_path / "run")
+    result = runner.invoke(app, ["classify", "-m", str(trained_classifier), "-m", str(other)],
+                           input="a film\n")
+    assert result.exit_code == 1
+    assert "classes bad, good differ from those of" in result.stderr
+    assert "an ensemble needs the same classes" in result.stderr
+    result = runner.invoke(app, ["eval", "-m", str(tiny_lm_for_transfer), "-m",
+                                 str(tiny_lm_for_transfer)])
+    assert result.exit_code == 1
+    assert "several --model: ensembles are for classifiers" in result.stderr

@@ -136,3 +136,10 @@ def test_train_passes_overrides_and_flags(monkeypatch, tmp_path):
                                  "--run-dir", str(tmp_path), "--resume"])
     assert result.exit_code == 0
     assert seen["args"][1] == ["train.lr=0.1", "seed=3"] and seen["kwargs"]["resume"] is True
+
+
+def test_help_shows_the_defaults_in_brackets():
+    """Rich markup would eat "[recipe]" in option help; the defaults must show."""
+    result = runner.invoke(app, ["translate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Beam size; 1 = greedy [recipe]." in result.stdout
