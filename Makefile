@@ -1,4 +1,5 @@
-# make demo   fresh machine: venv + install, train the demo recipes, translate, score, generate
+# make demo   fresh machine: venv + install, train the demo recipes, translate, score, generate,
+#             classify
 # make test   fresh machine: venv + install, run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -35,6 +36,10 @@ demo: $(STAMP)
 	printf 'the red horse\nNow the\n\n' | $(BIN)/lstm-nlp generate -m runs/demo-lm --temperature 0.7 --seed 1
 	@echo "--- perplexity of held-out text piped on stdin:"
 	cat data/demo/test.en | $(BIN)/lstm-nlp eval -m runs/demo-lm
+	@echo "--- sentiment classifier on generated reviews (data/demo/sentiment):"
+	$(BIN)/lstm-nlp train recipes/demo-sentiment.yaml --overwrite
+	@echo "--- classify two reviews (stdin -> stdout: label, probability):"
+	printf 'the acting was not boring .\nthe music is great , but the story is truly weak .\n' | $(BIN)/lstm-nlp classify -m runs/demo-sentiment
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_translate_speed.py
