@@ -44,6 +44,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_translate_speed.py
 	$(BIN)/python tests/benchmarks/bench_lm_speed.py
+	$(BIN)/python tests/benchmarks/bench_matmul.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lstm_nlp.matmul import Linear
+
 
 class Attention(nn.Module):
     def __init__(self, kind: str, query_size: int, memory_size: int):
@@ -24,11 +26,11 @@ class Attention(nn.Module):
             raise ValueError("dot attention needs query_size == memory_size")
         self.kind = kind
         if kind == "general":
-            self.key_proj = nn.Linear(memory_size, query_size, bias=False)
+            self.key_proj = Linear(memory_size, query_size, bias=False)
         elif kind == "bahdanau":
-            self.key_proj = nn.Linear(memory_size, query_size, bias=False)
-            self.query_proj = nn.Linear(query_size, query_size, bias=True)
-            self.v = nn.Linear(query_size, 1, bias=False)
+            self.key_proj = Linear(memory_size, query_size, bias=False)
+            self.query_proj = Linear(query_size, query_size, bias=True)
+            self.v = Linear(query_size, 1, bias=False)
 
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         """memory (B, S, M) -> keys (B, S, Q); computed once per source batch."""

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_nlp.config import ClassifyModelConfig
+from lstm_nlp.matmul import Linear
 from lstm_nlp.regularization import (embedding_dropout, locked_dropout, standard_dropout,
                                      weight_dropped_lstm)
 
@@ -33,14 +34,14 @@ class Classifier(nn.Module):
             nn.LSTM(sizes[i] * (dirs if i else 1), sizes[i + 1], bidirectional=bidirectional)
             for i in range(layers))
         features = sizes[-1] * dirs
-        self.attention = nn.Linear(features, 1) if pooling == "attention" else None
+        self.attention = Linear(features, 1) if pooling == "attention" else None
         pooled = features * 3 if pooling == "concat" else features
         if head_hidden:  # ULMFiT's head: one hidden layer with batch norm
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, head_hidden),
+            self.head = nn.Sequential(nn.Dropout(dropout), Linear(pooled, head_hidden),
                                       nn.ReLU(), nn.BatchNorm1d(head_hidden),
-                                      nn.Dropout(dropout / 2), nn.Linear(head_hidden, n_classes))
+                                      nn.Dropout(dropout / 2), Linear(head_hidden, n_classes))
         else:
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, n_classes))
+            self.head = nn.Sequential(nn.Dropout(dropout), Linear(pooled, n_classes))
         self.bidirectional, self.pooling, self.locked = bidirectional, pooling, locked_dropout
         self.p_in, self.p_hidden = dropout_input, dropout_hidden
         self.p_embedding, self.p_weight = dropout_embedding, weight_drop

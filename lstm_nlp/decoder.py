@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lstm_nlp.attention import Attention
 from lstm_nlp.fused_decoder import input_feeding_recurrence
+from lstm_nlp.matmul import Linear, linear
+from lstm_nlp.regularization import Dropout
 
 
 @dataclass
@@ -58,8 +59,8 @@ class AttentionDecoder(nn.Module):
             self.rnn = nn.LSTM(E, H, num_layers, batch_first=True,
                                dropout=dropout if num_layers > 1 else 0.0)
         self.attention = Attention(attention, H, memory_size)
-        self.combine = nn.Linear(memory_size + H, H, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.combine = Linear(memory_size + H, H, bias=False)
+        self.dropout = Dropout(dropout)
         self.fused = True  # hand-written backward for the input-feeding loop (fused_decoder.py)
 
     def init_state(self, final: tuple[torch.Tensor, torch.Tensor]) -> DecoderState:
@@ -78,11 +79,12 @@ class AttentionDecoder(nn.Module):
         E = emb.size(-1)
         w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
         w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)                       # (4H, 2H)
-        x_gates = F.linear(emb, w_emb, self.bias[0])                            # (B, T, 4H)
         if self.fused and self.num_layers == 1 and self.attention.kind != "bahdanau":
+            x_gates = linear(emb.transpose(0, 1), w_emb, self.bias[0])          # (T, B, 4H)
             return input_feeding_recurrence(x_gates, state.h[0], state.c[0], w_rec0, keys, memory,
                                             self.combine.weight, mask,
                                             self.dropout.p if self.training else 0.0)
+        x_gates = linear(emb, w_emb, self.bias[0])                              # (B, T, 4H)
         if torch.is_autocast_enabled("cpu"):  # cast once here, not in every step: autocast
             low = torch.get_autocast_dtype("cpu")  # only caches casts of leaf parameters
             w_rec0 = w_rec0.to(low)
@@ -107,7 +109,7 @@ class AttentionDecoder(nn.Module):
         E = emb.size(-1)
         w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
         w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)
-        state, weights = self._step(F.linear(emb, w_emb, self.bias[0]), state, w_rec0, keys,
+        state, weights = self._step(linear(emb, w_emb, self.bias[0]), state, w_rec0, keys,
                                     memory, mask)
         return state.feed, state, weights
 
@@ -119,10 +121,10 @@ class AttentionDecoder(nn.Module):
         x = None
         for layer in range(self.num_layers):
             if layer == 0:
-                gates = x_gates + F.linear(torch.cat([state.feed, state.h[0]], 1), w_rec0)
+                gates = x_gates + linear(torch.cat([state.feed, state.h[0]], 1), w_rec0)
             else:
-                gates = F.linear(x, self.w_in[layer], self.bias[layer]) + \
-                    F.linear(state.h[layer], self.w_hh[layer])                  # (B, 4H)
+                gates = linear(x, self.w_in[layer], self.bias[layer]) + \
+                    linear(state.h[layer], self.w_hh[layer])                  # (B, 4H)
             h, c = _lstm_cell(gates, state.c[layer])
             hs.append(h)
             cs.append(c)

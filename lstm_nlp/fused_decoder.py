@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from lstm_nlp.matmul import mm, mm_nt
+from lstm_nlp.regularization import keep_mask
+
 
 def _dtype() -> torch.dtype | None:
     return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
@@ -29,10 +32,11 @@ def _dtype() -> torch.dtype | None:
 class _InputFeedingRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_gates, h0, c0, w_rec, keys, memory, w_comb, mask, dropout):
-        """x_gates (B, T, 4H) (embedding share of the gates, bias included); h0, c0 (B, H); w_rec (4H, 2H); keys (B, S, H);
-        memory (B, S, M); w_comb (H, M + H); mask (B, S) bool -> feeds (B, T, H)."""
+        """x_gates (T, B, 4H) (embedding share of the gates, bias included; time-major, so that
+        its gradient is written step by step without a transpose); h0, c0 (B, H); w_rec (4H, 2H);
+        keys (B, S, H); memory (B, S, M); w_comb (H, M + H); mask (B, S) bool -> feeds (B, T, H)."""
         low = _dtype() or x_gates.dtype
-        B, T, G = x_gates.shape
+        T, B, G = x_gates.shape
         H = G // 4
         x_gates = x_gates.float()
         w_rec_l, w_comb_l = w_rec.to(low), w_comb.to(low)
@@ -40,22 +44,21 @@ class _InputFeedingRecurrence(torch.autograd.Function):
         neg_mask = ~mask
         h, c = h0.float(), c0.float()
         feed = torch.zeros(B, H)
-        keep = (torch.empty(B, T, H).bernoulli_(1.0 - dropout) / (1.0 - dropout)
-                if dropout > 0 else None)                                       # (B, T, H)
-        Z = torch.empty(T, B, 2 * H)      # step inputs [feed; h] (for the weight gradient)
+        keep = keep_mask((T, B, H), dropout) if dropout > 0 else None          # (T, B, H)
+        Z = torch.empty(2 * H, T, B)      # step inputs [feed; h], transposed for the weight gradient
         ACT = torch.empty(T, B, G)        # activations i, f, o (sigmoid) and g (tanh)
         C = torch.empty(T + 1, B, H)      # cell states, C[0] = c0
         TC = torch.empty(T, B, H)         # tanh(c_t)
         HS = torch.empty(B, T, H)         # h_t, batch-first (for the key gradient)
         A = torch.empty(B, T, keys.size(1))   # attention weights
-        U = torch.empty(T, B, memory.size(2) + H)  # [ctx; h]
+        U = torch.empty(memory.size(2) + H, T, B)  # [ctx; h], transposed likewise
         TH = torch.empty(T, B, H)         # tanh(W_comb u), before dropout
         feeds = torch.empty(B, T, H)
         C[0] = c
         for t in range(T):
             z = torch.cat([feed, h], 1)                                         # (B, 2H)
-            Z[t] = z
-            gates = x_gates[:, t] + (z.to(low) @ w_rec_l.t()).float()           # (B, 4H)
+            Z[:, t] = z.t()
+            gates = x_gates[t] + mm_nt(z.to(low), w_rec_l).float()           # (B, 4H)
             act = ACT[t]
             torch.sigmoid(gates[:, : 3 * H], out=act[:, : 3 * H])
             torch.tanh(gates[:, 3 * H:], out=act[:, 3 * H:])
@@ -71,10 +74,10 @@ class _InputFeedingRecurrence(torch.autograd.Function):
             A[:, t] = a
             ctx_t = torch.bmm(a.to(low).unsqueeze(1), memory_l).squeeze(1).float()  # (B, M)
             u = torch.cat([ctx_t, h], 1)                                        # (B, M + H)
-            U[t] = u
-            th = torch.tanh((u.to(low) @ w_comb_l.t()).float())                 # (B, H)
+            U[:, t] = u.t()
+            th = torch.tanh(mm_nt(u.to(low), w_comb_l).float())                 # (B, H)
             TH[t] = th
-            feed = th * keep[:, t] if keep is not None else th
+            feed = th * keep[t] if keep is not None else th
             feeds[:, t] = feed
         ctx.save_for_backward(Z, ACT, C, TC, HS, A, U, TH, keep, w_rec, keys, memory, w_comb)
         ctx.dims = (B, T, H, low)
@@ -98,11 +101,11 @@ class _InputFeedingRecurrence(torch.autograd.Function):
         for t in range(T - 1, -1, -1):
             d_feed = d_feeds[:, t] + d_feed_next
             if keep is not None:
-                d_feed = d_feed * keep[:, t]
+                d_feed = d_feed * keep[t]
             th = TH[t]
             d_pre = d_feed * (1 - th * th)                                      # (B, H)
             DPRE[t] = d_pre
-            d_u = (d_pre.to(low) @ w_comb_l).float()                            # (B, M + H)
+            d_u = mm(d_pre.to(low), w_comb_l).float()                            # (B, M + H)
             d_ctx = d_u[:, :M]
             DCTX[:, t] = d_ctx
             a = A[:, t]
@@ -120,14 +123,16 @@ class _InputFeedingRecurrence(torch.autograd.Function):
             dg[:, 2 * H: 3 * H] = d_h * tc * o * (1 - o)
             dg[:, 3 * H:] = d_c * i * (1 - g * g)
             d_c = d_c * f
-            d_z = (dg.to(low) @ w_rec_l).float()                                # (B, 2H)
+            d_z = mm(dg.to(low), w_rec_l).float()                                # (B, 2H)
             d_feed_next, d_h_next = d_z[:, :H], d_z[:, H:]
         # Gradients that no step depends on: one large product each.
-        d_w_rec = (DG.reshape(T * B, 4 * H).t().to(low) @ Z.reshape(T * B, 2 * H).to(low))
-        d_w_comb = (DPRE.reshape(T * B, H).t().to(low) @ U.reshape(T * B, M + H).to(low))
+        # Transposed (Z^T DG rather than DG^T Z): the operand oneDNN reads by rows is then Z,
+        # stored that way above, and the one it reads by columns is DG; no transposing copies.
+        d_w_rec = mm_nt(Z.view(2 * H, T * B).to(low), DG.view(T * B, 4 * H).t().to(low)).t()
+        d_w_comb = mm_nt(U.view(M + H, T * B).to(low), DPRE.view(T * B, H).t().to(low)).t()
         d_keys = torch.bmm(DS.transpose(1, 2).to(low), HS.to(low))             # (B, S, H)
         d_memory = torch.bmm(A.transpose(1, 2).to(low), DCTX.to(low))          # (B, S, M)
-        return (DG.transpose(0, 1), d_h_next, d_c, d_w_rec.to(w_rec.dtype),
+        return (DG, d_h_next, d_c, d_w_rec.to(w_rec.dtype),
                 d_keys.to(keys.dtype), d_memory.to(memory.dtype), d_w_comb.to(w_comb.dtype),
                 None, None)
 

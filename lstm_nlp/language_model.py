@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_nlp.config import LMModelConfig
+from lstm_nlp.matmul import Linear
 from lstm_nlp.models import LossOutput
 from lstm_nlp.output_loss import output_loss
 from lstm_nlp.regularization import (activation_penalty, embedding_dropout, locked_dropout,
@@ -27,7 +28,7 @@ class LanguageModel(nn.Module):
         # With tying, the last layer has emb_size units so that its output meets the embeddings.
         sizes = [emb_size] + [hidden_size] * (layers - 1) + [emb_size if tie_weights else hidden_size]
         self.lstms = nn.ModuleList(nn.LSTM(sizes[i], sizes[i + 1]) for i in range(layers))
-        self.output = nn.Linear(sizes[-1], vocab_size)
+        self.output = Linear(sizes[-1], vocab_size)
         if init_range:  # Zaremba et al.: every parameter uniform in [-r, r]
             for p in self.parameters():
                 nn.init.uniform_(p, -init_range, init_range)

@@ -12,6 +12,7 @@ from lstm_nlp.batching import Seq2SeqBatch
 from lstm_nlp.config import TranslateModelConfig
 from lstm_nlp.decoder import AttentionDecoder, DecoderState
 from lstm_nlp.encoder import LSTMEncoder
+from lstm_nlp.matmul import Linear
 from lstm_nlp.output_loss import output_loss
 
 
@@ -61,7 +62,7 @@ class Seq2SeqModel(nn.Module):
         self.encoder = LSTMEncoder(src_embed, hidden_size, enc_layers, bidirectional, dropout)
         self.decoder = AttentionDecoder(tgt_embed, hidden_size, hidden_size, dec_layers,
                                         attention, input_feeding, dropout)
-        self.output = nn.Linear(hidden_size, tgt_vocab)
+        self.output = Linear(hidden_size, tgt_vocab)
         if tie_output:  # Press & Wolf 2016: one matrix for target embeddings and output layer
             self.output.weight = tgt_embed.weight
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from lstm_nlp.matmul import mm, mm_nt
+
 CHUNK = 1024  # rows per chunk: (1024, V) fp32 logits stay a few MB per 1k of vocabulary
 
 
@@ -48,12 +50,12 @@ class _FusedOutputLoss(torch.autograd.Function):
         hc_all = h.to(dtype)
         V = weight.size(0)
         grad_h = torch.empty(h.shape, dtype=torch.float32)
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32)
+        grad_w_t = torch.zeros(weight.shape[::-1], dtype=torch.float32)  # (H, V): see below
         grad_b = torch.zeros(V, dtype=torch.float32)
         total, correct = torch.zeros((), dtype=torch.float32), torch.zeros((), dtype=torch.long)
         for start in range(0, h.size(0), CHUNK):
             hc, g = hc_all[start: start + CHUNK], gold[start: start + CHUNK]
-            logits = torch.addmm(bias.to(dtype), hc, w.t()).float()             # (C, V)
+            logits = mm_nt(hc, w, bias.to(dtype)).float()                      # (C, V)
             loss, n_ok, probs, sums = _chunk_loss(logits, g, smoothing)
             total += loss
             correct += n_ok
@@ -64,9 +66,11 @@ class _FusedOutputLoss(torch.autograd.Function):
             grad[torch.arange(g.numel()), g] -= 1.0 - smoothing
             grad_b += grad.sum(0)
             grad = grad.to(dtype)
-            grad_h[start: start + CHUNK] = grad @ w                             # (C, H)
-            grad_w += grad.t() @ hc                                             # (V, H)
-        ctx.save_for_backward(grad_h.to(h.dtype), grad_w.to(weight.dtype), grad_b.to(bias.dtype))
+            grad_h[start: start + CHUNK] = mm(grad, w)                          # (C, H)
+            # (H, V) += hc^T grad: oneDNN reads hc^T by rows (a small copy) and grad by columns;
+            # grad^T hc would copy the whole (V, C) grad into row order first.
+            grad_w_t += mm_nt(hc.t(), grad.t())
+        ctx.save_for_backward(grad_h.to(h.dtype), grad_w_t.t().to(weight.dtype), grad_b.to(bias.dtype))
         ctx.mark_non_differentiable(correct)
         return total, correct
 
@@ -86,7 +90,7 @@ def output_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gold:
     w, b = weight.to(dtype), bias.to(dtype)
     total, correct = torch.zeros(()), 0
     for start in range(0, h.size(0), CHUNK):
-        logits = torch.addmm(b, h[start: start + CHUNK].to(dtype), w.t()).float()
+        logits = mm_nt(h[start: start + CHUNK].to(dtype), w, b).float()
         loss, n_ok, _, _ = _chunk_loss(logits, gold[start: start + CHUNK], smoothing)
         total, correct = total + loss, correct + int(n_ok)
     return total, correct

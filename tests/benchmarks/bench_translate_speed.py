@@ -27,7 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_nlp import runtime, trainer
 from lstm_nlp.batching import seq2seq_batch, token_batches
-from lstm_nlp.config import TrainConfig
+from lstm_nlp.config import TranslateTrainConfig
 from lstm_nlp.models import Seq2SeqModel
 
 MULTI30K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multi30k"
@@ -111,13 +111,19 @@ class _Task:
     def validate(self, model):
         return {"val_bleu": 0.0}
 
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
 
 def time_tool(batches, precision: str) -> float:
     """tokens/s as lstm-nlp's trainer measures and prints it (steps only, not validation)."""
     torch.manual_seed(0)
     model = Seq2SeqModel(V, V, PAD, E, H, 1, 1, True, "general", True, 0.3, False, False)
-    cfg = TrainConfig(max_steps=len(batches), valid_every=10**9, clip_norm=5.0,
-                      label_smoothing=0.1, precision=precision, valid_bleu=True)
+    cfg = TranslateTrainConfig(max_steps=len(batches), valid_every=10**9, clip_norm=5.0,
+                               label_smoothing=0.1, precision=precision, valid_bleu=True)
     with tempfile.TemporaryDirectory() as run_dir:
         reporter = trainer.Reporter(None)
         reporter.validation = lambda row, best: None  # keep the benchmark output clean
