@@ -56,7 +56,7 @@ def _mm_nt(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
 def fast(*tensors: torch.Tensor) -> bool:
     """Whether a product of these tensors goes to oneDNN's fp32 kernels."""
     return ONEDNN and not torch.is_autocast_enabled("cpu") and all(
-        t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
+        t.dtype == torch.float32 and t.device.type == "cpu" and t.numel() for t in tensors)
 
 
 def mm_nt(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:

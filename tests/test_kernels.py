@@ -40,6 +40,15 @@ def test_products_without_autograd_equal_matmul():
                           a @ w.t(), atol=1e-5)                          # column-major operands
 
 
+def test_empty_inputs_work():
+    w = torch.randn(3, 5, requires_grad=True)
+    x = torch.randn(2, 0, 5, requires_grad=True)
+    y = matmul.linear(x, w)
+    y.sum().backward()
+    assert y.shape == (2, 0, 3) and x.grad.shape == x.shape
+    assert matmul.mm_nt(torch.randn(0, 5), w.detach()).shape == (0, 3)
+
+
 def test_onednn_is_used_for_fp32_only():
     x, w = torch.randn(2, 3), torch.randn(4, 3)
     assert matmul.fast(x, w) == matmul.ONEDNN
