@@ -124,7 +124,7 @@ class AttentionDecoder(nn.Module):
                 gates = x_gates + linear(torch.cat([state.feed, state.h[0]], 1), w_rec0)
             else:
                 gates = linear(x, self.w_in[layer], self.bias[layer]) + \
-                    linear(state.h[layer], self.w_hh[layer])                  # (B, 4H)
+                    linear(state.h[layer], self.w_hh[layer])                    # (B, 4H)
             h, c = _lstm_cell(gates, state.c[layer])
             hs.append(h)
             cs.append(c)

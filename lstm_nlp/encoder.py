@@ -56,7 +56,7 @@ class LSTMEncoder(nn.Module):
             rows.append(idx)
         if len(distinct) == 1:
             return outs[0], (hs[0], cs[0])
-        back = torch.cat(rows).argsort()                                        # group order -> batch order
+        back = torch.cat(rows).argsort()                          # group order -> batch order
         return torch.cat(outs)[back], (torch.cat(hs, 1)[:, back], torch.cat(cs, 1)[:, back])
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ class _InputFeedingRecurrence(torch.autograd.Function):
         h, c = h0.float(), c0.float()
         feed = torch.zeros(B, H)
         keep = keep_mask((T, B, H), dropout) if dropout > 0 else None          # (T, B, H)
-        Z = torch.empty(2 * H, T, B)      # step inputs [feed; h], transposed for the weight gradient
+        Z = torch.empty(2 * H, T, B)      # step inputs [feed; h], transposed (weight gradient)
         ACT = torch.empty(T, B, G)        # activations i, f, o (sigmoid) and g (tanh)
         C = torch.empty(T + 1, B, H)      # cell states, C[0] = c0
         TC = torch.empty(T, B, H)         # tanh(c_t)
@@ -58,7 +58,7 @@ class _InputFeedingRecurrence(torch.autograd.Function):
         for t in range(T):
             z = torch.cat([feed, h], 1)                                         # (B, 2H)
             Z[:, t] = z.t()
-            gates = x_gates[t] + mm_nt(z.to(low), w_rec_l).float()           # (B, 4H)
+            gates = x_gates[t] + mm_nt(z.to(low), w_rec_l).float()              # (B, 4H)
             act = ACT[t]
             torch.sigmoid(gates[:, : 3 * H], out=act[:, : 3 * H])
             torch.tanh(gates[:, 3 * H:], out=act[:, 3 * H:])
@@ -105,7 +105,7 @@ class _InputFeedingRecurrence(torch.autograd.Function):
             th = TH[t]
             d_pre = d_feed * (1 - th * th)                                      # (B, H)
             DPRE[t] = d_pre
-            d_u = mm(d_pre.to(low), w_comb_l).float()                            # (B, M + H)
+            d_u = mm(d_pre.to(low), w_comb_l).float()                           # (B, M + H)
             d_ctx = d_u[:, :M]
             DCTX[:, t] = d_ctx
             a = A[:, t]
@@ -123,7 +123,7 @@ class _InputFeedingRecurrence(torch.autograd.Function):
             dg[:, 2 * H: 3 * H] = d_h * tc * o * (1 - o)
             dg[:, 3 * H:] = d_c * i * (1 - g * g)
             d_c = d_c * f
-            d_z = mm(dg.to(low), w_rec_l).float()                                # (B, 2H)
+            d_z = mm(dg.to(low), w_rec_l).float()                               # (B, 2H)
             d_feed_next, d_h_next = d_z[:, :H], d_z[:, H:]
         # Gradients that no step depends on: one large product each.
         # Transposed (Z^T DG rather than DG^T Z): the operand oneDNN reads by rows is then Z,

@@ -70,7 +70,8 @@ class _FusedOutputLoss(torch.autograd.Function):
             # (H, V) += hc^T grad: oneDNN reads hc^T by rows (a small copy) and grad by columns;
             # grad^T hc would copy the whole (V, C) grad into row order first.
             grad_w_t += mm_nt(hc.t(), grad.t())
-        ctx.save_for_backward(grad_h.to(h.dtype), grad_w_t.t().to(weight.dtype), grad_b.to(bias.dtype))
+        ctx.save_for_backward(grad_h.to(h.dtype), grad_w_t.t().to(weight.dtype),
+                              grad_b.to(bias.dtype))
         ctx.mark_non_differentiable(correct)
         return total, correct
 

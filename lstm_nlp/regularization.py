@@ -77,7 +77,6 @@ def standard_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep_mask(tuple(x.shape), p, x.dtype)
 
 
-
 class Dropout(nn.Dropout):
     """`nn.Dropout` with masks from `keep_mask` (p rounded to a multiple of 1/256), 5-10x faster
     on CPU for activation-sized tensors."""
