@@ -66,11 +66,11 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, corpus) -> Path:
     """One tiny translate run (train -> best.pt), shared by the inference tests."""
-    from lstm_nlp import pipeline
+    from lstm_nlp.training.run import train as train_run
 
     folder = tmp_path_factory.mktemp("run")
     recipe = write_recipe(folder / "tiny.yaml", tiny_recipe(corpus))
-    return pipeline.train(recipe, [], run_dir=folder / "run")
+    return train_run(recipe, [], run_dir=folder / "run")
 
 
 def write_text_corpus(folder: Path, n_train: int = 300, n_eval: int = 30, seed: int = 5) -> Path:
@@ -108,8 +108,8 @@ def text_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_lm(tmp_path_factory, text_corpus) -> Path:
     """One tiny language-model run, shared by the inference tests."""
-    from lstm_nlp import pipeline
+    from lstm_nlp.training.run import train as train_run
 
     folder = tmp_path_factory.mktemp("lm")
     recipe = write_recipe(folder / "tiny-lm.yaml", tiny_lm_recipe(text_corpus))
-    return pipeline.train(recipe, [], run_dir=folder / "run")
+    return train_run(recipe, [], run_dir=folder / "run")

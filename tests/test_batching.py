@@ -1,6 +1,6 @@
 import random
 
-from lstm_nlp.batching import pad, seq2seq_batch, token_batches
+from lstm_nlp.data.batching import pad, seq2seq_batch, token_batches
 
 
 def test_targets_are_shifted_and_padded():

@@ -9,15 +9,16 @@ import yaml
 import torch
 from typer.testing import CliRunner
 
-from lstm_nlp import checkpoint, pipeline
-from lstm_nlp.classification import class_names, encode_texts, length_batches
-from lstm_nlp.classifier import Classifier
+from lstm_nlp.training import checkpoint
+from lstm_nlp.training.run import train as train_run
+from lstm_nlp.tasks.classify.task import class_names, encode_texts, length_batches
+from lstm_nlp.tasks.classify.model import Classifier
 from lstm_nlp.cli import app
-from lstm_nlp.config import TrainConfig
+from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.metrics import classification_scores
-from lstm_nlp.tokenizer import WordTokenizer
-from lstm_nlp.trainer import TrainState, build_optimizer, learning_rate, unfreeze
+from lstm_nlp.data.tokenizer import WordTokenizer
+from lstm_nlp.training.loop import TrainState, build_optimizer, learning_rate, unfreeze
 from conftest import ROOT, tiny_lm_recipe, with_sections, write_recipe
 
 sys.path.insert(0, str(ROOT / "data"))
@@ -61,7 +62,7 @@ def sentiment(tmp_path_factory):
 def trained_classifier(tmp_path_factory, sentiment):
     folder = tmp_path_factory.mktemp("cls")
     recipe = write_recipe(folder / "tiny-cls.yaml", tiny_classify_recipe(sentiment))
-    return pipeline.train(recipe, [], run_dir=folder / "run")
+    return train_run(recipe, [], run_dir=folder / "run")
 
 
 def test_class_names_are_ordered_numerically_or_by_name():
@@ -198,7 +199,7 @@ def test_eval_classifier_on_a_split_and_a_file(trained_classifier, sentiment, tm
 def test_classifier_data_errors(tmp_path, sentiment):
     def train(folder, **sections):
         recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(folder, **sections))
-        return pipeline.train(recipe, [], run_dir=tmp_path / "run", overwrite=True)
+        return train_run(recipe, [], run_dir=tmp_path / "run", overwrite=True)
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -225,7 +226,7 @@ def test_held_out_validation_when_the_data_has_no_valid_split(tmp_path, sentimen
     (folder / "test.tsv.gz").write_bytes(gzip.compress((sentiment / "test.tsv").read_bytes()))
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         folder, data={"valid": "", "valid_fraction": 0.2}, train={"max_epochs": 1}))
-    run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    run = train_run(recipe, [], run_dir=tmp_path / "run")
     test = json.loads((run / "report.json").read_text())["test"]
     assert test["texts"] == 80 and test["data"].endswith("test.tsv.gz")
     result = runner.invoke(app, ["eval", "-m", str(run), "--split", "valid",
@@ -236,7 +237,7 @@ def test_held_out_validation_when_the_data_has_no_valid_split(tmp_path, sentimen
 
 def test_max_train_examples_is_a_seeded_random_subset(tmp_path):
     """Data sorted by label (as IMDB ships): the first N rows would be one class only."""
-    from lstm_nlp import classify_pipeline
+    from lstm_nlp.tasks.classify import verbs as classify_pipeline
     from lstm_nlp.config import load_recipe
 
     folder = tmp_path / "sorted"
@@ -265,7 +266,7 @@ def tiny_lm_for_transfer(tmp_path_factory, sentiment):
         (text / f"{split}.txt").write_text("".join(r.split("\t", 1)[1] + "\n" for r in rows))
     recipe = write_recipe(folder / "lm.yaml", tiny_lm_recipe(
         text, model={"emb_size": 24, "hidden_size": 32, "layers": 2}, train={"max_epochs": 1}))
-    return pipeline.train(recipe, [], run_dir=folder / "run")
+    return train_run(recipe, [], run_dir=folder / "run")
 
 
 def test_init_from_a_language_model_copies_the_encoder(tmp_path, sentiment, tiny_lm_for_transfer):
@@ -274,7 +275,7 @@ def test_init_from_a_language_model_copies_the_encoder(tmp_path, sentiment, tiny
         model={"init_from": str(tiny_lm_for_transfer), "bidirectional": False, "emb_size": 24,
                "hidden_size": 32, "layers": 2, "tie_weights": True, "pooling": "concat"},
         train={"max_steps": 1, "max_epochs": 0, "valid_every": 1, "lr": 1e-9}))
-    run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    run = train_run(recipe, [], run_dir=tmp_path / "run")
     lm = checkpoint.load(tiny_lm_for_transfer / "best.pt")["model"]
     cls = checkpoint.load(run / "last.pt")["model"]
     for key in ("embedding.weight", "lstms.0.weight_ih_l0", "lstms.1.weight_hh_l0"):
@@ -295,18 +296,18 @@ def test_init_from_refuses_a_different_architecture(tmp_path, sentiment, tiny_lm
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         sentiment, tokenizer={}, model={**base, **model}))
     with pytest.raises(ConfigError, match=message):
-        pipeline.train(recipe, [], run_dir=tmp_path / "run")
+        train_run(recipe, [], run_dir=tmp_path / "run")
 
 
 def test_init_from_needs_a_language_model(tmp_path, sentiment, trained_classifier):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         sentiment, model={"init_from": str(trained_classifier), "bidirectional": False}))
     with pytest.raises(ConfigError, match="is a 'classify' model; it must be a language model"):
-        pipeline.train(recipe, [], run_dir=tmp_path / "run")
+        train_run(recipe, [], run_dir=tmp_path / "run")
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         sentiment, model={"init_from": str(tmp_path / "nothing"), "bidirectional": False}))
     with pytest.raises(CheckpointError, match="model not found"):
-        pipeline.train(recipe, [], run_dir=tmp_path / "run")
+        train_run(recipe, [], run_dir=tmp_path / "run")
 
 
 def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, sentiment,
@@ -327,10 +328,10 @@ def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, 
     chain = write_recipe(tmp_path / "chain.yaml",
                          {"task": "chain", "stages": ["lm.yaml", "tuned.yaml", "cls.yaml"]})
     with pytest.raises(ConfigError, match="did you mean 'domain-lm'"):
-        pipeline.train(chain, ["domain-l.train.lr=0.1"], run_dir=tmp_path / "run")
+        train_run(chain, ["domain-l.train.lr=0.1"], run_dir=tmp_path / "run")
     with pytest.raises(ConfigError, match="STAGE.KEY=VALUE"):
-        pipeline.train(chain, ["train.lr=0.1"], run_dir=tmp_path / "run")
-    run = pipeline.train(chain, ["domain-lm.train.lr=0.003"], run_dir=tmp_path / "run")
+        train_run(chain, ["train.lr=0.1"], run_dir=tmp_path / "run")
+    run = train_run(chain, ["domain-lm.train.lr=0.003"], run_dir=tmp_path / "run")
     assert [p.name for p in sorted(run.iterdir()) if p.is_dir()] == \
         ["classifier", "domain-lm", "general-lm"]
     saved = yaml.safe_load((run / "domain-lm" / "recipe.yaml").read_text())
@@ -339,7 +340,7 @@ def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, 
     assert yaml.safe_load((run / "general-lm" / "recipe.yaml").read_text())["train"]["lr"] == 0.01
     result = runner.invoke(app, ["classify", "-m", str(run)], input=b"the film was good .\n")
     assert result.exit_code == 0 and result.stdout.count("\n") == 1
-    again = pipeline.train(chain, [], run_dir=run, resume=True)  # all stages done: kept
+    again = train_run(chain, [], run_dir=run, resume=True)  # all stages done: kept
     assert again == run
 
 
@@ -352,7 +353,7 @@ def test_a_bad_test_split_keeps_the_trained_run(tmp_path, sentiment):
         shutil.copy(sentiment / f"{split}.tsv", folder / f"{split}.tsv")
     (folder / "test.tsv").write_text("label\ttext\nmeh\tso so\n")
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(folder, train={"max_epochs": 1}))
-    run = pipeline.train(recipe, [], run_dir=tmp_path / "run")
+    run = train_run(recipe, [], run_dir=tmp_path / "run")
     assert (run / "best.pt").is_file() and (run / "report.md").is_file()
     assert json.loads((run / "report.json").read_text())["test"] is None
 
@@ -360,14 +361,14 @@ def test_a_bad_test_split_keeps_the_trained_run(tmp_path, sentiment):
 def test_subword_sampling_resegments_each_epoch_and_resumes_exactly(tmp_path, sentiment):
     """train.subword_alpha: each epoch reads new sentencepiece segmentations of the same text,
     drawn from (seed, epoch) only, so a killed run resumes to the same weights."""
-    from lstm_nlp.classification import ClassificationTask
+    from lstm_nlp.tasks.classify.task import ClassificationTask
     from lstm_nlp.config import load_recipe
-    from lstm_nlp.data import load_labeled_split
+    from lstm_nlp.data.corpora import load_labeled_split
 
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         sentiment, tokenizer={"type": "unigram", "vocab_size": 120}, model={"max_tokens": 400},
         train={"subword_alpha": 0.2, "max_epochs": 2, "valid_every": 25}))
-    pipeline.train(recipe, [], run_dir=tmp_path / "straight")
+    train_run(recipe, [], run_dir=tmp_path / "straight")
 
     tok = checkpoint.load_for(tmp_path / "straight", "classify", "classify")[1]
     r = load_recipe(recipe)
@@ -390,9 +391,9 @@ def test_subword_sampling_resegments_each_epoch_and_resumes_exactly(tmp_path, se
             raise Killed
 
     with pytest.raises(Killed):
-        pipeline.train(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_60)
+        train_run(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_60)
     assert checkpoint.load(tmp_path / "killed" / "last.pt")["train_state"]["step"] == 50
-    pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    train_run(recipe, [], run_dir=tmp_path / "killed", resume=True)
     a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
     b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
     for key in a:
@@ -414,7 +415,7 @@ def second_classifier(tmp_path_factory, sentiment):
     folder = tmp_path_factory.mktemp("cls2")
     recipe = tiny_classify_recipe(sentiment, train={"max_epochs": 1})
     recipe["seed"] = 2
-    return pipeline.train(write_recipe(folder / "tiny-cls2.yaml", recipe), [],
+    return train_run(write_recipe(folder / "tiny-cls2.yaml", recipe), [],
                           run_dir=folder / "run")
 
 
@@ -448,7 +449,7 @@ def test_an_ensemble_needs_classifiers_with_the_same_classes(tmp_path, trained_c
     for name in ("train", "valid", "test"):
         (folder / f"{name}.tsv").write_text("label\ttext\n" + "".join(
             f"{label}\t{label} film {i}\n" for i in range(20) for label in ("bad", "good")))
-    other = pipeline.train(write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
+    other = train_run(write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         folder, train={"max_epochs": 1})), [], run_dir=tmp_path / "run")
     result = runner.invoke(app, ["classify", "-m", str(trained_classifier), "-m", str(other)],
                            input="a film\n")

@@ -116,22 +116,22 @@ def test_help_and_version():
 
 
 def test_ctrl_c_during_train_exits_130(monkeypatch, tmp_path):
-    from lstm_nlp import pipeline
     from lstm_nlp.errors import TrainingInterrupted
+    from lstm_nlp.training import run
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted("interrupted at step 4; saved last.pt (continue with --resume)")
 
-    monkeypatch.setattr(pipeline, "train", interrupted)
+    monkeypatch.setattr(run, "train", interrupted)
     result = runner.invoke(app, ["train", "any.yaml"])
     assert result.exit_code == 130 and "continue with --resume" in result.stderr
 
 
 def test_train_passes_overrides_and_flags(monkeypatch, tmp_path):
-    from lstm_nlp import pipeline
+    from lstm_nlp.training import run
 
     seen = {}
-    monkeypatch.setattr(pipeline, "train", lambda *a, **k: seen.update(args=a, kwargs=k))
+    monkeypatch.setattr(run, "train", lambda *a, **k: seen.update(args=a, kwargs=k))
     result = runner.invoke(app, ["train", "r.yaml", "--set", "train.lr=0.1", "--set", "seed=3",
                                  "--run-dir", str(tmp_path), "--resume"])
     assert result.exit_code == 0

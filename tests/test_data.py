@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from lstm_nlp.config import TranslateDataConfig
-from lstm_nlp.data import load_split, read_lines
+from lstm_nlp.tasks.translate.config import TranslateDataConfig
+from lstm_nlp.data.corpora import load_split, read_lines
 from lstm_nlp.errors import DataError
 
 PAIRS = [("Ein Hund.", "A dog."), ("Zwei Katzen, \"drei\".", "Two cats, \"three\".")]

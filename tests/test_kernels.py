@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstm_nlp import encoder, matmul
-from lstm_nlp.regularization import Dropout
+from lstm_nlp.nn import encoder
+from lstm_nlp.nn.kernels import matmul
+from lstm_nlp.nn.regularization import Dropout
 
 
 def _grads(fn, *tensors):

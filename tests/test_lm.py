@@ -6,13 +6,15 @@ import math
 import pytest
 import torch
 
-from lstm_nlp.config import LMModelConfig, TokenizerConfig, recipe_from_dict
+from lstm_nlp.config import recipe_from_dict
+from lstm_nlp.config.sections import TokenizerConfig
+from lstm_nlp.tasks.lm.config import LMModelConfig
 from lstm_nlp.errors import CheckpointError, ConfigError
-from lstm_nlp.language_model import LanguageModel, build_lm
-from lstm_nlp.lm import (LanguageModelTask, SampleOptions, batchify, bptt_windows, generate,
+from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
+from lstm_nlp.tasks.lm.task import (LanguageModelTask, SampleOptions, batchify, bptt_windows, generate,
                          next_token, stream_nll, token_stream, window)
-from lstm_nlp.regularization import keep_mask
-from lstm_nlp.tokenizer import EOS_ID, UNK_ID, WordTokenizer, tokenizer_from_state, train_tokenizer
+from lstm_nlp.nn.regularization import keep_mask
+from lstm_nlp.data.tokenizer import EOS_ID, UNK_ID, WordTokenizer, tokenizer_from_state, train_tokenizer
 
 REGULARISED = dict(dropout=0.4, dropout_input=0.3, dropout_hidden=0.3, dropout_embedding=0.2,
                    weight_drop=0.5)
@@ -114,7 +116,7 @@ def test_each_regulariser_is_active_in_training_and_off_in_eval(switch):
 
 
 def test_locked_dropout_uses_one_mask_for_all_time_steps():
-    from lstm_nlp.regularization import locked_dropout
+    from lstm_nlp.nn.regularization import locked_dropout
 
     x = torch.ones(6, 4, 10)
     y = locked_dropout(x, 0.5, True)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_nlp import checkpoint, pipeline
+from lstm_nlp.training import checkpoint
+from lstm_nlp.training.run import train as train_run
 from lstm_nlp.cli import app
 from lstm_nlp.errors import DataError
 from conftest import tiny_lm_recipe, write_recipe
@@ -92,7 +93,7 @@ def test_generate_refuses_a_translation_model(trained_run):
 def test_bad_lm_data_gives_clear_errors(tmp_path, text_corpus):
     def train(folder, **sections):
         recipe = write_recipe(tmp_path / "r.yaml", tiny_lm_recipe(folder, **sections))
-        return pipeline.train(recipe, [], run_dir=tmp_path / "run", overwrite=True)
+        return train_run(recipe, [], run_dir=tmp_path / "run", overwrite=True)
 
     with pytest.raises(DataError, match="data folder not found"):
         train(tmp_path / "missing")
@@ -115,7 +116,7 @@ def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus, averag
     recipe = write_recipe(tmp_path / "r.yaml", tiny_lm_recipe(
         text_corpus, train={"max_epochs": 0, "max_steps": 30, "valid_every": 10,
                             "variable_bptt": True, "average_decay": average_decay}))
-    pipeline.train(recipe, [], run_dir=tmp_path / "straight")
+    train_run(recipe, [], run_dir=tmp_path / "straight")
 
     class Killed(Exception):
         pass
@@ -125,10 +126,10 @@ def test_lm_kill_and_resume_gives_the_same_weights(tmp_path, text_corpus, averag
             raise Killed
 
     with pytest.raises(Killed):
-        pipeline.train(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_15)
+        train_run(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_15)
     saved = checkpoint.load(tmp_path / "killed" / "last.pt")
     assert saved["train_state"]["step"] == 10 and saved["task_state"]["hidden"]
-    pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    train_run(recipe, [], run_dir=tmp_path / "killed", resume=True)
     a = checkpoint.load(tmp_path / "straight" / "last.pt")
     b = checkpoint.load(tmp_path / "killed" / "last.pt")
     for key in a["model"]:
@@ -146,7 +147,7 @@ def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):
     exactly the held-out lines."""
     import gzip
 
-    from lstm_nlp import lm_pipeline
+    from lstm_nlp.tasks.lm import verbs as lm_pipeline
     from lstm_nlp.config import load_recipe
 
     lines = (text_corpus / "valid.txt").read_text().splitlines()
@@ -167,7 +168,7 @@ def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):
     assert lm_pipeline._splits(load_recipe(path))[1].lines == valid.lines  # seeded
     assert "reviews.tsv.gz" in train.origin and "more.jsonl" in train.origin
 
-    run = pipeline.train(path, [], run_dir=tmp_path / "run")
+    run = train_run(path, [], run_dir=tmp_path / "run")
     assert json.loads((run / "report.json").read_text())["test"] is None
     result = runner.invoke(app, ["eval", "-m", str(run), "--split", "valid",
                                  "--out-dir", str(tmp_path)])

@@ -3,9 +3,9 @@ import math
 import pytest
 
 from lstm_nlp import metrics
-from lstm_nlp.config import TokenizerConfig
+from lstm_nlp.config.sections import TokenizerConfig
 from lstm_nlp.errors import CheckpointError, ConfigError
-from lstm_nlp.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, SentencePieceTokenizer,
+from lstm_nlp.data.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, SentencePieceTokenizer,
                                 TokenizerPair, train_or_load)
 
 TEXTS = ["Ein kleines Mädchen klettert in ein Spielhaus.", "A little girl climbs.",

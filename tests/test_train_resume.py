@@ -6,7 +6,8 @@ import signal
 import pytest
 import torch
 
-from lstm_nlp import checkpoint, pipeline
+from lstm_nlp.training import checkpoint
+from lstm_nlp.training.run import train as train_run
 from lstm_nlp.errors import CheckpointError, ConfigError, TrainingInterrupted
 from conftest import tiny_recipe, write_recipe
 
@@ -24,9 +25,9 @@ def test_run_folder_contents_and_report(trained_run):
 def test_existing_run_folder_is_never_overwritten_silently(tmp_path, corpus, trained_run):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus))
     with pytest.raises(ConfigError, match="already exists; use --resume"):
-        pipeline.train(recipe, [], run_dir=trained_run)
+        train_run(recipe, [], run_dir=trained_run)
     with pytest.raises(ConfigError, match="no last.pt"):
-        pipeline.train(recipe, [], run_dir=tmp_path / "empty", resume=True)
+        train_run(recipe, [], run_dir=tmp_path / "empty", resume=True)
 
 
 def test_save_load_gives_identical_outputs(trained_run, tmp_path):
@@ -76,7 +77,7 @@ def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
         corpus, train={"max_steps": 24, "valid_every": 8, "valid_bleu": False,
                        "early_stopping_metric": "loss"}, model={"dropout": 0.3}))
-    pipeline.train(recipe, [], run_dir=tmp_path / "straight")
+    train_run(recipe, [], run_dir=tmp_path / "straight")
 
     class Killed(Exception):
         pass
@@ -86,9 +87,9 @@ def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path
             raise Killed
 
     with pytest.raises(Killed):
-        pipeline.train(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_13)
+        train_run(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_13)
     assert checkpoint.load(tmp_path / "killed" / "last.pt")["train_state"]["step"] == 8
-    pipeline.train(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    train_run(recipe, [], run_dir=tmp_path / "killed", resume=True)
     a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed")
     assert a.keys() == b.keys()
     for key in a:
@@ -100,7 +101,7 @@ def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path
 def test_resume_refuses_a_changed_experiment(tmp_path, corpus, trained_run):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus))
     with pytest.raises(ConfigError, match="differs from the run's at model.hidden_size"):
-        pipeline.train(recipe, ["model.hidden_size=32"], run_dir=trained_run, resume=True)
+        train_run(recipe, ["model.hidden_size=32"], run_dir=trained_run, resume=True)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
@@ -111,14 +112,14 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(TrainingInterrupted, match="interrupted at step 4"):
-        pipeline.train(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
+        train_run(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
     assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["step"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
 def test_learning_rate_schedules():
-    from lstm_nlp.config import TrainConfig
-    from lstm_nlp.trainer import TrainState, learning_rate
+    from lstm_nlp.config.sections import TrainConfig
+    from lstm_nlp.training.loop import TrainState, learning_rate
 
     warm = TrainConfig(max_steps=100, lr=1.0, warmup_steps=10)
     assert learning_rate(warm, TrainState(step=4)) == pytest.approx(0.5)
@@ -134,7 +135,7 @@ def test_learning_rate_schedules():
 
 
 def test_weight_average_follows_the_formula_and_swaps_back():
-    from lstm_nlp.trainer import WeightAverage
+    from lstm_nlp.training.loop import WeightAverage
 
     model = torch.nn.Linear(3, 2)
     first = {k: v.detach().clone() for k, v in model.named_parameters()}

@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_nlp import runtime, trainer
+from lstm_nlp.training import runtime
+from lstm_nlp.training import loop as trainer
 from lstm_nlp.config import load_recipe
-from lstm_nlp.language_model import build_lm
-from lstm_nlp.lm import LanguageModelTask, batchify, bptt_windows, token_stream, window
-from lstm_nlp.reporting import Reporter
+from lstm_nlp.tasks.lm.model import build_lm
+from lstm_nlp.tasks.lm.task import LanguageModelTask, batchify, bptt_windows, token_stream, window
+from lstm_nlp.reporting.console import Reporter
 
 ROOT = Path(__file__).resolve().parents[2]
 PTB = ROOT.parent / "shared" / "data" / "ptb"
@@ -52,8 +53,8 @@ def load_data(recipe_path: Path):
     overrides = [f"data.dir={PTB}"] if (PTB / "ptb.train.txt").is_file() else []
     recipe = load_recipe(recipe_path, overrides)
     if overrides:
-        from lstm_nlp.data import load_text_split
-        from lstm_nlp.tokenizer import WordTokenizer
+        from lstm_nlp.data.corpora import load_text_split
+        from lstm_nlp.data.tokenizer import WordTokenizer
 
         lines = load_text_split(recipe.data, recipe.data.train).lines
         tok = WordTokenizer.train(lines, recipe.tokenizer.vocab_size, recipe.tokenizer.min_freq)
@@ -81,7 +82,7 @@ def time_tool(recipe, stream, vocab: int, steps: int, precision: str) -> tuple[f
         reporter = Reporter(None)
         reporter.validation = lambda row, best: None  # keep the benchmark output clean
         result = trainer.fit(model, task, recipe.train, Path(run_dir), reporter, {}, False,
-                             on_step=lambda step: stamps.append(time.perf_counter()))
+                             ("val_ppl", False), on_step=lambda step: stamps.append(time.perf_counter()))
     tokens = recipe.train.batch_size * recipe.train.bptt * (steps - 1)
     return result.last_validation["tokens_per_s"], tokens / (stamps[-1] - stamps[0])
 

@@ -1,4 +1,4 @@
-"""fp32 matrix products: PyTorch's default (MKL sgemm) against oneDNN, as `lstm_nlp.matmul` uses.
+"""fp32 matrix products: PyTorch's default (MKL sgemm) against oneDNN, as `lstm_nlp.nn.kernels.matmul` uses.
 
 The shapes are the products of a translation training step (batch 64-200, hidden 512, 8k
 vocabulary): the input-feeding decoder's per-step products, the weight gradients after the loop,
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from lstm_nlp import matmul
+from lstm_nlp.nn.kernels import matmul
 
 SHAPES = [  # (rows, inner, cols, what)
     (64, 1024, 2048, "decoder step, gates (B 64)"),

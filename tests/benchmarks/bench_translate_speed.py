@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_nlp import runtime, trainer
-from lstm_nlp.batching import seq2seq_batch, token_batches
-from lstm_nlp.config import TranslateTrainConfig
-from lstm_nlp.models import Seq2SeqModel
+from lstm_nlp.training import runtime
+from lstm_nlp.training import loop as trainer
+from lstm_nlp.data.batching import seq2seq_batch, token_batches
+from lstm_nlp.tasks.translate.config import TranslateTrainConfig
+from lstm_nlp.tasks.translate.model import Seq2SeqModel
 
 MULTI30K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multi30k"
 V, E, H, PAD, BOS, EOS = 8000, 256, 512, 0, 2, 3
@@ -72,9 +73,9 @@ class PlainSeq2Seq(nn.Module):
 
 def make_batches(n: int):
     if (MULTI30K / "train.de").is_file():
-        from lstm_nlp.config import TokenizerConfig
-        from lstm_nlp.data import load_parallel_files
-        from lstm_nlp.tokenizer import train_or_load
+        from lstm_nlp.config.sections import TokenizerConfig
+        from lstm_nlp.data.corpora import load_parallel_files
+        from lstm_nlp.data.tokenizer import train_or_load
 
         pairs = load_parallel_files(MULTI30K / "train.de", MULTI30K / "train.en")
         tok = train_or_load(Path(tempfile.mkdtemp()), TokenizerConfig(vocab_size=V),
@@ -127,7 +128,8 @@ def time_tool(batches, precision: str) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
         reporter = trainer.Reporter(None)
         reporter.validation = lambda row, best: None  # keep the benchmark output clean
-        result = trainer.fit(model, _Task(model, batches), cfg, Path(run_dir), reporter, {}, False)
+        result = trainer.fit(model, _Task(model, batches), cfg, Path(run_dir), reporter, {}, False,
+                             ("val_bleu", True))
     return result.last_validation["tokens_per_s"]
 
 
@@ -153,9 +155,9 @@ def time_plain(batches, precision: str) -> float:
 
 
 def time_decoding(model_dir: Path) -> None:
-    from lstm_nlp.data import load_split
-    from lstm_nlp.checkpoint import load_model
-    from lstm_nlp.translation import DecodeOptions, translate_lines
+    from lstm_nlp.data.corpora import load_split
+    from lstm_nlp.training.checkpoint import load_model
+    from lstm_nlp.tasks.translate.task import DecodeOptions, translate_lines
 
     model, tok, recipe = load_model(model_dir)
     pairs = load_split(recipe.data, recipe.data.test)

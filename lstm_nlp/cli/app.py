@@ -1,0 +1,89 @@
+"""The `lstm-nlp` command: parse arguments, call one pipeline function, and turn domain errors
+into one red line and exit code 1 (130 after Ctrl-C). Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from pathlib import Path
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from lstm_nlp import __version__
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  add_completion=False,
+                  help="Train, evaluate and use LSTM models for NLP. See README.md.")
+
+Model = Annotated[Path, typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file.")]
+Models = Annotated[list[Path], typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file; classifiers: repeat for an ensemble (mean probabilities).")]
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PrecisionOpt = Annotated[Optional[Precision], typer.Option(
+    help="Inference arithmetic \\[the recipe's train.precision].")]
+
+
+def boundary(fn):
+    """Catch domain errors once, here: one line on stderr, exit 1 (130 for Ctrl-C)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
+        from lstm_nlp.reporting.console import error, info
+
+        try:
+            return fn(*args, **kwargs)
+        except TrainingInterrupted as e:
+            info(f"[yellow]{e}[/]")
+            raise typer.Exit(130) from None
+        except LstmNlpError as e:
+            error(str(e))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:  # `| head -1`: the reader left; end quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lstm-nlp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version,
+                                                is_eager=True)] = False) -> None:
+    """Train, evaluate and use LSTM models for NLP."""
+
+
+@contextlib.contextmanager
+def output_stream(output: Optional[Path]):
+    """stdout, or a file written atomically: a failed run leaves no half-written output."""
+    if output is None:
+        yield sys.stdout
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,144 @@
+"""LSTM decoder with attention (Luong et al. 2015), optionally with input feeding.
+
+Per target step t (H hidden size, M memory size):
+    h_t        = LSTM([emb(y_{t-1}); ~h_{t-1}], h_{t-1})     # ~h_{t-1} only with input feeding
+    c_t, a_t   = attention(h_t, keys, memory, mask)
+    ~h_t       = dropout(tanh(W_c [c_t; h_t]))                # the "attentional" state, fed to the
+                                                              # output layer (and to step t+1)
+Without input feeding the LSTM runs over the whole target at once (nn.LSTM) and attention is one
+batched product. With it, step t needs ~h_{t-1}, so training loops over time; the embedding part
+of the first layer's gates is still computed for all steps in one matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lstm_nlp.nn.attention import Attention
+from lstm_nlp.nn.kernels.fused_decoder import input_feeding_recurrence
+from lstm_nlp.nn.kernels.matmul import Linear, linear
+from lstm_nlp.nn.regularization import Dropout
+
+
+@dataclass
+class DecoderState:
+    h: list[torch.Tensor]   # per layer (B, H)
+    c: list[torch.Tensor]   # per layer (B, H)
+    feed: torch.Tensor      # (B, H) previous attentional state (zeros at t=0)
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        """Reorder/repeat rows (beam search)."""
+        return DecoderState([x.index_select(0, index) for x in self.h],
+                            [x.index_select(0, index) for x in self.c],
+                            self.feed.index_select(0, index))
+
+
+class AttentionDecoder(nn.Module):
+    def __init__(self, embed: nn.Embedding, hidden_size: int, memory_size: int, num_layers: int,
+                 attention: str, input_feeding: bool, dropout: float):
+        super().__init__()
+        self.embed = embed
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.input_feeding = input_feeding
+        E, H = embed.embedding_dim, hidden_size
+        if input_feeding:
+            # Gate order [i, f, o, g]: one sigmoid over 3H, one tanh over H.
+            sizes = [E + H] + [H] * (num_layers - 1)
+            self.w_in = nn.ParameterList([nn.Parameter(torch.empty(4 * H, n)) for n in sizes])
+            self.w_hh = nn.ParameterList([nn.Parameter(torch.empty(4 * H, H))
+                                          for _ in range(num_layers)])
+            self.bias = nn.ParameterList([nn.Parameter(torch.empty(4 * H))
+                                          for _ in range(num_layers)])
+            bound = H ** -0.5  # as nn.LSTM
+            for p in [*self.w_in, *self.w_hh, *self.bias]:
+                nn.init.uniform_(p, -bound, bound)
+        else:
+            self.rnn = nn.LSTM(E, H, num_layers, batch_first=True,
+                               dropout=dropout if num_layers > 1 else 0.0)
+        self.attention = Attention(attention, H, memory_size)
+        self.combine = Linear(memory_size + H, H, bias=False)
+        self.dropout = Dropout(dropout)
+        self.fused = True  # hand-written backward for the input-feeding loop (fused_decoder.py)
+
+    def init_state(self, final: tuple[torch.Tensor, torch.Tensor]) -> DecoderState:
+        """Every decoder layer starts from the encoder's final top-layer state (B, H)."""
+        h, c = final
+        return DecoderState([h] * self.num_layers, [c] * self.num_layers, torch.zeros_like(h))
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, keys: torch.Tensor,
+                memory: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: tgt_in (B, T) -> attentional states (B, T, H)."""
+        emb = self.dropout(self.embed(tgt_in))                                  # (B, T, E)
+        if not self.input_feeding:
+            out, _ = self.rnn(emb, (torch.stack(state.h), torch.stack(state.c)))  # (B, T, H)
+            context, _ = self.attention(out, keys, memory, mask)                # (B, T, M)
+            return self.dropout(torch.tanh(self.combine(torch.cat([context, out], -1))))
+        E = emb.size(-1)
+        w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
+        w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)                       # (4H, 2H)
+        if self.fused and self.num_layers == 1 and self.attention.kind != "bahdanau":
+            x_gates = linear(emb.transpose(0, 1), w_emb, self.bias[0])          # (T, B, 4H)
+            return input_feeding_recurrence(x_gates, state.h[0], state.c[0], w_rec0, keys, memory,
+                                            self.combine.weight, mask,
+                                            self.dropout.p if self.training else 0.0)
+        x_gates = linear(emb, w_emb, self.bias[0])                              # (B, T, 4H)
+        if torch.is_autocast_enabled("cpu"):  # cast once here, not in every step: autocast
+            low = torch.get_autocast_dtype("cpu")  # only caches casts of leaf parameters
+            w_rec0 = w_rec0.to(low)
+        outs = []
+        for x_t in x_gates.unbind(1):  # unbind, not x_gates[:, t]: one gradient copy, not T
+            state, _ = self._step(x_t, state, w_rec0, keys, memory, mask)
+            outs.append(state.feed)
+        return torch.stack(outs, dim=1)                                         # (B, T, H)
+
+    def step(self, prev: torch.Tensor, state: DecoderState, keys: torch.Tensor,
+             memory: torch.Tensor, mask: torch.Tensor
+             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One step of inference: prev (B,) -> attentional state (B, H), new state, weights (B, S)."""
+        emb = self.embed(prev)                                                  # (B, E)
+        if not self.input_feeding:
+            h0, c0 = torch.stack(state.h), torch.stack(state.c)
+            out, (h, c) = self.rnn(emb.unsqueeze(1), (h0, c0))                  # (B, 1, H)
+            out = out.squeeze(1)
+            context, weights = self.attention(out, keys, memory, mask)
+            feed = torch.tanh(self.combine(torch.cat([context, out], -1)))
+            return feed, DecoderState(list(h.unbind(0)), list(c.unbind(0)), feed), weights
+        E = emb.size(-1)
+        w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
+        w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)
+        state, weights = self._step(linear(emb, w_emb, self.bias[0]), state, w_rec0, keys,
+                                    memory, mask)
+        return state.feed, state, weights
+
+    def _step(self, x_gates: torch.Tensor, state: DecoderState, w_rec0: torch.Tensor,
+              keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+              ) -> tuple[DecoderState, torch.Tensor]:
+        """Input-feeding step: x_gates (B, 4H) is the embedding's share of layer 0's gates."""
+        hs, cs = [], []
+        x = None
+        for layer in range(self.num_layers):
+            if layer == 0:
+                gates = x_gates + linear(torch.cat([state.feed, state.h[0]], 1), w_rec0)
+            else:
+                gates = linear(x, self.w_in[layer], self.bias[layer]) + \
+                    linear(state.h[layer], self.w_hh[layer])                    # (B, 4H)
+            h, c = _lstm_cell(gates, state.c[layer])
+            hs.append(h)
+            cs.append(c)
+            x = self.dropout(h) if layer + 1 < self.num_layers else h
+        context, weights = self.attention(x, keys, memory, mask)               # (B, M), (B, S)
+        feed = self.dropout(torch.tanh(self.combine(torch.cat([context, x], 1))))  # (B, H)
+        return DecoderState(hs, cs, feed), weights
+
+
+def _lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """gates (B, 4H) in order [i, f, o, g] -> (h, c)."""
+    H = c.size(1)
+    ifo = torch.sigmoid(gates[:, : 3 * H])
+    g = torch.tanh(gates[:, 3 * H:])
+    c = ifo[:, H: 2 * H] * c + ifo[:, :H] * g
+    h = ifo[:, 2 * H:] * torch.tanh(c)
+    return h, c

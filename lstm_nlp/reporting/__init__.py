@@ -1,0 +1,1 @@
+"""What the user sees: the console (progress, tables, errors), metrics.jsonl and the reports."""

@@ -1,0 +1,85 @@
+"""What every task shares with the trainer and the verbs: the loss contract (`LossOutput`), the
+trainer's view of a task (`TrainTask`), and switching a model to inference for a while
+(`inference`), and what `lstm-nlp eval` was asked (`EvalRequest`)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Protocol, TextIO
+
+import torch
+
+from lstm_nlp.errors import ConfigError
+
+
+@dataclass
+class LossOutput:
+    """What a task's loss gives the trainer, which minimises loss / normalizer + penalty."""
+
+    loss: torch.Tensor  # summed over tokens (divide by n_tokens for the mean)
+    n_tokens: int
+    n_correct: int
+    normalizer: int = 0                  # 0: n_tokens (mean per token)
+    penalty: torch.Tensor | None = None  # regularisation term, already scaled (e.g. AR/TAR)
+
+    def objective(self) -> torch.Tensor:
+        value = self.loss / max(self.normalizer or self.n_tokens, 1)
+        return value if self.penalty is None else value + self.penalty
+
+
+
+class TrainTask(Protocol):
+    """The trainer's view of a task: batches, loss and validation. Nothing else is asked."""
+
+    def epoch_batches(self, epoch: int) -> list[Any]: ...
+    def collate(self, item: Any) -> Any: ...
+    def loss(self, model: torch.nn.Module, batch: Any) -> LossOutput: ...
+    def validate(self, model: torch.nn.Module) -> dict[str, float]: ...
+    # State the task carries from batch to batch (an LM's hidden state), saved in checkpoints.
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@contextlib.contextmanager
+def inference(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Eval mode and no autograd for the block; the model's earlier mode afterwards (training
+    code validates mid-run, inference verbs hold models in eval mode throughout)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class EvalRequest:
+    """What `lstm-nlp eval` was asked: the models and each option (None: not given). The first
+    model's task answers it (`evaluate` in the task's verbs module)."""
+
+    models: list[Path]
+    split: str | None = None
+    src: Path | None = None
+    ref: Path | None = None
+    input: Path | None = None
+    stdin: TextIO | None = None
+    beam: int | None = None
+    batch_size: int | None = None
+    out_dir: Path | None = None
+    precision: str | None = None
+
+    def single_model(self, task: str) -> Path:
+        """The one model of a task without ensembles."""
+        if len(self.models) > 1:
+            raise ConfigError(f"several --model: ensembles are for classifiers; "
+                              f"{self.models[0]} is a {task} model")
+        return self.models[0]
+
+    def refuse(self, options: tuple[str, ...], why: str) -> None:
+        """A one-line error when any of `options` (field names) was given: `--a/--b {why}`."""
+        if any(getattr(self, name) is not None for name in options):
+            flags = "/".join(f"--{name.replace('_', '-')}" for name in options)
+            raise ConfigError(f"{flags} {why}")

@@ -1,0 +1,84 @@
+"""Chain recipes: other recipes trained one after the other in one run folder, each stage
+starting from the one before (ULMFiT: general LM -> target-domain LM -> classifier)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+from lstm_nlp.config import load_recipe
+from lstm_nlp.config.sections import RecipeMethods
+from lstm_nlp.errors import ConfigError
+from lstm_nlp.reporting import console as reporting
+
+
+@dataclass(frozen=True)
+class ChainRecipe(RecipeMethods):
+    """Recipes trained one after the other in one run folder (`<run>/<stage name>/`); each stage
+    after the first starts from the one before (its model.init_from is set to it): ULMFiT's
+    general LM -> target-domain LM -> classifier. Paths are relative to the chain recipe."""
+    task: Literal["chain"]
+    name: str = ""
+    seed: int = 1
+    stages: list[str] = field(default_factory=list)
+
+    def check(self, p: str) -> None:
+        if len(self.stages) < 2:
+            raise ConfigError("stages: a chain needs at least two recipe files")
+
+
+def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: Path,
+                overwrite: bool, resume: bool, on_step: Callable[[int], None] | None,
+                train_stage: Callable[..., Path]) -> Path:
+    """Stage i trains in <run>/<its name>/ from stage i-1 (model.init_from). `--set` overrides
+    name their stage: `imdb-lm.train.max_minutes=10`. With --resume, finished stages are kept,
+    an interrupted one continues, the rest start."""
+    stages = [path.parent / s for s in chain.stages]
+    for stage in stages:
+        if not stage.is_file():
+            raise ConfigError(f"{path}: stage recipe not found: {stage}")
+    names = [load_recipe(stage).name for stage in stages]  # the stages' run folder names
+    per_stage = _stage_overrides(overrides, names)
+    recipes = [load_recipe(stage, per_stage[name])  # all checked before any training
+               for stage, name in zip(stages, names)]
+    for stage, recipe in zip(stages[1:], recipes[1:]):
+        if recipe.task == "translate":
+            raise ConfigError(f"{stage}: a chain stage after the first must be able to start "
+                              "from a language model (task lm or classify)")
+    if resume and not (run_dir / "chain.json").is_file():
+        raise ConfigError(f"--resume: {run_dir} is not a chain run folder")
+    if not resume:
+        from lstm_nlp.training import runtime  # torch: not on the --help path
+
+        run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume=False)
+    folders = [run_dir / r.name for r in recipes]
+    (run_dir / "chain.json").write_text(json.dumps(
+        {"recipe": str(path), "stages": [str(s) for s in stages],
+         "folders": [f.name for f in folders]}, indent=2) + "\n", encoding="utf-8")
+    for i, (stage, folder) in enumerate(zip(stages, folders)):
+        overrides = per_stage[names[i]] + ([f"model.init_from={folders[i - 1]}"] if i else [])
+        reporting.info(f"[bold]chain stage {i + 1}/{len(stages)}:[/] {stage} -> {folder}")
+        if (folder / "report.json").is_file():
+            reporting.info(f"{folder}: finished earlier; kept")
+            continue
+        train_stage(stage, overrides, folder, overwrite=False,
+                    resume=(folder / "last.pt").is_file(), on_step=on_step)
+    reporting.info(f"chain done: the last stage ({folders[-1]}) answers for {run_dir}")
+    return run_dir
+
+
+def _stage_overrides(overrides: list[str], names: list[str]) -> dict[str, list[str]]:
+    """`STAGE.KEY.PATH=VALUE` -> {STAGE: [KEY.PATH=VALUE]}; an unknown stage is an error."""
+    per_stage: dict[str, list[str]] = {name: [] for name in names}
+    for item in overrides:
+        stage, dot, rest = item.partition(".")
+        if stage not in per_stage or not dot:
+            near = difflib.get_close_matches(stage, names, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(f"--set {item}: a chain takes overrides per stage, as "
+                              f"STAGE.KEY=VALUE with STAGE one of {', '.join(names)}{hint}")
+        per_stage[stage].append(rest)
+    return per_stage

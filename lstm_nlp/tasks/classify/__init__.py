@@ -1,0 +1,1 @@
+"""Classification: (bi)LSTM encoder with pooling, ULMFiT transfer from a language model."""

@@ -1,0 +1,36 @@
+"""The `classify` command (parsing only: the work is in verbs.py, imported when it runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+from enum import Enum
+
+import typer
+
+from lstm_nlp.cli.app import Model, Models, PrecisionOpt, output_stream
+
+
+class Format(str, Enum):
+    tsv = "tsv"
+    jsonl = "jsonl"
+
+
+def classify(
+    model: Models,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read texts from this file, not stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="tsv: label<TAB>probability; jsonl: every class's probability.")] = Format.tsv,
+    batch_size: Annotated[Optional[int], typer.Option(help="Texts per batch \\[recipe].")] = None,
+    precision: PrecisionOpt = None,
+) -> None:
+    """Classify each line of stdin (or --input): one output line per input line, in order."""
+    from lstm_nlp.tasks.classify import verbs as classify_pipeline
+    with output_stream(output) as out:
+        classify_pipeline.classify(model, input, out, sys.stdin, format.value, batch_size,
+                                   precision.value if precision else None)
+
+
+COMMANDS = [classify]

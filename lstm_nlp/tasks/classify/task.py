@@ -1,0 +1,160 @@
+"""Everything specific to the classify task: class names, truncation, length-bucketed batches,
+the validation metrics, and turning lines of text into class probabilities."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lstm_nlp import metrics
+from lstm_nlp.tasks.classify.model import Classifier
+from lstm_nlp.tasks.classify.config import ClassifyRecipe
+from lstm_nlp.data.corpora import LabeledText
+from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.data.tokenizer import Tokenizer
+
+
+def class_names(labels: list[str]) -> list[str]:
+    """The classes in a stable order: numerically when every label is an integer, else by name."""
+    names = set(labels)
+    if all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def label_ids(data: LabeledText, classes: list[str]) -> list[int]:
+    index = {c: i for i, c in enumerate(classes)}
+    out = []
+    for row, label in enumerate(data.labels, start=1):
+        if label not in index:
+            raise DataError(f"{data.origin}: row {row}: label {label!r} is not one of the "
+                            f"training labels ({', '.join(classes)})")
+        out.append(index[label])
+    return out
+
+
+def encode_texts(tok: Tokenizer, texts: list[str], max_tokens: int, long_text: str
+                 ) -> list[list[int]]:
+    """<eos> (the start-of-text state of a language model) + tokens; `head` keeps the first
+    max_tokens tokens, `tail` the last ones, `chunk` everything (read in chunks by the model)."""
+    return clip(tok.encode(texts), tok.eos_id, max_tokens, long_text)
+
+
+def clip(encoded: list[list[int]], eos_id: int, max_tokens: int, long_text: str
+         ) -> list[list[int]]:
+    """`encode_texts` after the tokenizer: truncate as `long_text` says, put <eos> first."""
+    out = []
+    for ids in encoded:
+        if long_text == "head":
+            ids = ids[:max_tokens]
+        elif long_text == "tail":
+            ids = ids[-max_tokens:] if max_tokens < len(ids) else ids
+        out.append([eos_id] + ids)
+    return out
+
+
+def length_batches(lengths: list[int], batch_size: int, seed: int, epoch: int
+                   ) -> list[list[int]]:
+    """Shuffle, sort pools of 50 batches by length (little padding), cut, shuffle the batches.
+    Depends only on (seed, epoch), so resume replays it."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start: start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@dataclass
+class ClassBatch:
+    ids: torch.Tensor      # (T, B) right-padded with the pad id
+    lengths: torch.Tensor  # (B,)
+    labels: torch.Tensor   # (B,) class indices
+
+
+def collate(seqs: list[list[int]], labels: list[int], pad_id: int) -> ClassBatch:
+    lengths = torch.tensor([len(s) for s in seqs])
+    ids = torch.full((int(lengths.max()), len(seqs)), pad_id, dtype=torch.long)
+    for j, s in enumerate(seqs):
+        ids[: len(s), j] = torch.tensor(s)
+    return ClassBatch(ids, lengths, torch.tensor(labels))
+
+
+class ClassificationTask:
+    """The trainer's view of classification: batches, loss and validation."""
+
+    def __init__(self, recipe: ClassifyRecipe, tok: Tokenizer, train: LabeledText,
+                 valid: LabeledText, classes: list[str]):
+        self.recipe, self.tok, self.classes = recipe, tok, classes
+        m = recipe.model
+        self.train_texts = train.texts
+        self.train_ids = encode_texts(tok, train.texts, m.max_tokens, m.long_text)
+        self.lengths = [len(s) for s in self.train_ids]  # of the best segmentation: buckets
+        if recipe.train.subword_alpha and not hasattr(tok, "encode_sampled"):
+            raise ConfigError(f"train.subword_alpha: samples sentencepiece segmentations; this "
+                              f"run's tokenizer is {tok.kind!r} (set it to 0)")
+        self.train_labels = label_ids(train, classes)
+        self.valid_ids = encode_texts(tok, valid.texts, m.max_tokens, m.long_text)
+        self.valid_labels = label_ids(valid, classes)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The epoch's batches; with subword sampling, also the epoch's segmentations (drawn
+        from (seed, epoch) alone, so a resumed run sees the same ones)."""
+        alpha, m = self.recipe.train.subword_alpha, self.recipe.model
+        if alpha:
+            sampled = self.tok.encode_sampled(self.train_texts, alpha,
+                                              self.recipe.seed * 1_000_003 + epoch)
+            self.train_ids = clip(sampled, self.tok.eos_id, m.max_tokens, m.long_text)
+        return length_batches(self.lengths, self.recipe.train.batch_size, self.recipe.seed,
+                              epoch)
+
+    def collate(self, indices: list[int]) -> ClassBatch:
+        return collate([self.train_ids[i] for i in indices],
+                       [self.train_labels[i] for i in indices], self.tok.pad_id)
+
+    def loss(self, model: Classifier, batch: ClassBatch) -> LossOutput:
+        logits = model(batch.ids, batch.lengths).float()                          # (B, C)
+        loss = F.cross_entropy(logits, batch.labels, reduction="sum",
+                               label_smoothing=self.recipe.train.label_smoothing)
+        n_correct = int((logits.argmax(1) == batch.labels).sum())
+        return LossOutput(loss, batch.labels.numel(), n_correct)
+
+    def validate(self, model: Classifier) -> dict[str, float]:
+        probs = predict(model, self.valid_ids, self.recipe.eval.batch_size, self.tok.pad_id)
+        gold = torch.tensor(self.valid_labels)
+        nll = F.nll_loss(probs.clamp(min=1e-12).log(), gold, reduction="mean").item()
+        scores = metrics.classification_scores(self.valid_labels, probs.argmax(1).tolist(),
+                                               self.classes)
+        return {"val_loss": nll, "val_acc": scores["accuracy"], "val_f1": scores["macro_f1"]}
+
+    def state_dict(self) -> dict:
+        return {}  # nothing carried between batches
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def predict(model: Classifier, seqs: list[list[int]], batch_size: int, pad_id: int
+            ) -> torch.Tensor:
+    """Class probabilities (N, C) in input order; texts of similar length are batched."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out: list[torch.Tensor | None] = [None] * len(seqs)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start: start + batch_size]
+            batch = collate([seqs[i] for i in rows], [0] * len(rows), pad_id)
+            probs = model(batch.ids, batch.lengths).float().softmax(1)
+            for i, p in zip(rows, probs):
+                out[i] = p
+    model.train(was_training)
+    return torch.stack(out) if out else torch.zeros(0, 0)

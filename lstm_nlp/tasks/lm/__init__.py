@@ -1,0 +1,1 @@
+"""Language modeling: AWD-LSTM, truncated BPTT over parallel streams, perplexity, sampling."""

@@ -1,0 +1,36 @@
+"""The `generate` command (parsing only: the work is in verbs.py, imported when it runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lstm_nlp.cli.app import Model, Models, PrecisionOpt, output_stream
+
+
+def generate(
+    model: Model,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read prompts from this file, not stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per continuation \\[recipe].")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Softmax temperature; 0 = most likely token \\[recipe].")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Sample among the k most likely; 0 = all \\[recipe].")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling mass; 1 = all \\[recipe].")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed: same seed and input, same text.")] = 1,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per batch \\[recipe].")] = None,
+    precision: PrecisionOpt = None,
+) -> None:
+    """Continue each prompt line from stdin (or --input) with a language model: one line out per
+    line in; an empty line starts from the start of a text."""
+    from lstm_nlp.tasks.lm import verbs as lm_pipeline
+    options = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   seed=seed, batch_size=batch_size,
+                   precision=precision.value if precision else None)
+    with output_stream(output) as out:
+        lm_pipeline.generate(model, input, out, sys.stdin, **options)
+
+
+COMMANDS = [generate]

@@ -1,0 +1,201 @@
+"""Everything specific to the lm task: the token stream, truncated-BPTT windows over parallel
+streams, perplexity, and sampling continuations of prompts."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+
+from lstm_nlp import metrics
+from lstm_nlp.training import runtime
+from lstm_nlp.tasks.lm.config import LMRecipe
+from lstm_nlp.errors import DataError
+from lstm_nlp.tasks.lm.model import LanguageModel, State, detach
+from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.data.tokenizer import BOS_ID, PAD_ID, Tokenizer
+
+
+def token_stream(tok: Tokenizer, lines: list[str]) -> torch.Tensor:
+    """Lines -> one id stream: <eos> (the start-of-text state), then each line's tokens followed
+    by <eos>. Every line counts, empty ones too, as in the published PTB/WikiText setups."""
+    ids = [tok.eos_id]
+    for row in tok.encode(lines):
+        ids.extend(row)
+        ids.append(tok.eos_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Cut the stream into `batch_size` parallel streams, one per column; the tail that does not
+    fill a row is dropped. With the alphabet as the stream and batch_size 4:
+
+        a g m s
+        b h n t        each column continues in the next batch window, so the hidden
+        c i o u        state of column j carries over from one window to the next
+        d j p v
+        e k q w
+        f l r x        -> (T, B) = (6, 4); y, z dropped
+    """
+    steps = stream.numel() // batch_size
+    return stream[: steps * batch_size].view(batch_size, steps).t().contiguous()  # (T, B)
+
+
+def bptt_windows(n_steps: int, bptt: int, variable: bool, seed: int, epoch: int
+                 ) -> list[tuple[int, int]]:
+    """(start, length) windows covering positions 0..n_steps-2 (the last position is only a
+    target). Variable length as in AWD-LSTM: the base length is bptt (p 0.95) or bptt / 2, then
+    drawn from N(base, 5), at least 5. Depends only on (seed, epoch), so resume replays it."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    windows, start = [], 0
+    while start < n_steps - 1:
+        length = bptt
+        if variable:
+            base = bptt if rng.random() < 0.95 else bptt / 2
+            length = max(5, int(rng.gauss(base, 5)))
+        length = min(length, n_steps - 1 - start)
+        windows.append((start, length))
+        start += length
+    return windows
+
+
+@dataclass
+class Window:
+    inputs: torch.Tensor   # (T, B)
+    targets: torch.Tensor  # (T, B) the inputs shifted by one position
+    start: int             # 0: the streams begin here, so the hidden state starts at zero
+
+
+def window(data: torch.Tensor, start: int, length: int) -> Window:
+    return Window(data[start: start + length], data[start + 1: start + 1 + length], start)
+
+
+class LanguageModelTask:
+    """The trainer's view of language modeling. The hidden state is carried from window to window
+    (detached between them), reset at the start of each epoch, and saved in checkpoints."""
+
+    def __init__(self, recipe: LMRecipe, train_stream: torch.Tensor, valid_stream: torch.Tensor):
+        self.recipe = recipe
+        tr = recipe.train
+        self.data = batchify(train_stream, tr.batch_size)                        # (T, B)
+        if self.data.size(0) < 2:
+            raise DataError(f"training text too short: {train_stream.numel()} tokens for "
+                            f"train.batch_size {tr.batch_size} streams")
+        self.valid_stream = valid_stream
+        self.state: State | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return self.data.numel()
+
+    def epoch_batches(self, epoch: int) -> list[tuple[int, int]]:
+        tr = self.recipe.train
+        return bptt_windows(self.data.size(0), tr.bptt, tr.variable_bptt, self.recipe.seed, epoch)
+
+    def collate(self, item: tuple[int, int]) -> Window:
+        return window(self.data, *item)
+
+    def loss(self, model: LanguageModel, batch: Window) -> LossOutput:
+        tr = self.recipe.train
+        if batch.start == 0 or self.state is None:
+            self.state = model.init_state(batch.inputs.size(1))
+        out, state = model.loss(batch.inputs, batch.targets, self.state, tr.ar_alpha, tr.tar_beta)
+        self.state = detach(state)
+        if tr.loss_per == "sequence":  # sum over the window, mean over the streams
+            out.normalizer = batch.inputs.size(1)
+        return out
+
+    def validate(self, model: LanguageModel) -> dict[str, float]:
+        tr = self.recipe.train
+        stats = stream_nll(model, self.valid_stream, tr.valid_batch_size, tr.bptt)
+        return {"val_loss": stats["nll"], "val_ppl": stats["ppl"], "val_acc": stats["acc"]}
+
+    def state_dict(self) -> dict:
+        if self.state is None:
+            return {}
+        return {"hidden": [h for h, _ in self.state], "cell": [c for _, c in self.state]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = list(zip(state["hidden"], state["cell"])) if state else None
+
+
+def stream_nll(model: LanguageModel, stream: torch.Tensor, batch_size: int, bptt: int
+               ) -> dict[str, float]:
+    """Mean NLL per predicted token of a stream, perplexity, bits per token, next-token accuracy.
+    Batch size 1 scores every token with its full left context (the published setting)."""
+    was_training = model.training
+    model.eval()
+    batch_size = max(1, min(batch_size, (stream.numel() - 1)))
+    data = batchify(stream, batch_size)
+    nll, n, correct = 0.0, 0, 0
+    with torch.inference_mode():
+        state = model.init_state(batch_size)
+        for start, length in bptt_windows(data.size(0), bptt, False, 0, 0):
+            w = window(data, start, length)
+            out, state = model.loss(w.inputs, w.targets, state)
+            nll, n, correct = nll + float(out.loss), n + out.n_tokens, correct + out.n_correct
+    model.train(was_training)
+    mean = nll / max(n, 1)
+    return {"nll": mean, "ppl": metrics.perplexity(nll, n), "bits_per_token": mean / math.log(2),
+            "acc": metrics.accuracy(correct, n), "tokens": n}
+
+
+@dataclass
+class SampleOptions:
+    max_tokens: int = 50
+    temperature: float = 1.0  # 0: always the most likely token
+    top_k: int = 0            # 0: no limit
+    top_p: float = 1.0        # nucleus sampling (Holtzman et al. 2020); 1: no limit
+    batch_size: int = 64
+    seed: int = 1
+    precision: str = "fp32"
+
+
+def next_token(logits: torch.Tensor, opts: SampleOptions, generator: torch.Generator
+               ) -> torch.Tensor:
+    """logits (B, V) -> sampled ids (B,), after temperature, top-k and top-p filtering."""
+    logits = logits.clone()
+    logits[:, [PAD_ID, BOS_ID]] = float("-inf")  # never produced in the training stream
+    if opts.temperature == 0.0:
+        return logits.argmax(-1)
+    logits /= opts.temperature
+    if 0 < opts.top_k < logits.size(-1):
+        kth = logits.topk(opts.top_k, dim=-1).values[:, -1:]                     # (B, 1)
+        logits[logits < kth] = float("-inf")
+    if opts.top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        before = probs.cumsum(-1) - probs             # mass of the tokens ranked above
+        sorted_logits[before >= opts.top_p] = float("-inf")  # the first token always stays
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def generate(model: LanguageModel, tok: Tokenizer, prompts: list[str], opts: SampleOptions,
+             generator: torch.Generator) -> list[str]:
+    """One continuation per prompt (prompt text not repeated), stopping at <eos> or max_tokens.
+    An empty prompt starts from the start-of-text state (after <eos>)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.inference_mode(), runtime.autocast(opts.precision):
+        for i in range(0, len(prompts), opts.batch_size):
+            chunk = prompts[i: i + opts.batch_size]
+            seqs = [[tok.eos_id] + ids for ids in tok.encode(chunk)]
+            logits, state = model.prime(seqs)
+            done = torch.zeros(len(seqs), dtype=torch.bool)
+            rows: list[list[int]] = [[] for _ in seqs]
+            for _ in range(opts.max_tokens):
+                ids = next_token(logits, opts, generator)
+                done |= ids == tok.eos_id
+                for j in (~done).nonzero().flatten().tolist():
+                    rows[j].append(int(ids[j]))
+                if bool(done.all()):
+                    break
+                logits, state = model.step(ids, state)
+            out.extend(tok.decode(rows))
+    model.train(was_training)
+    return out

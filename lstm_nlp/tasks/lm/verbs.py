@@ -1,0 +1,183 @@
+"""The lm task's verbs: set up training, rebuild from a checkpoint, score the test split,
+evaluate perplexity, generate (the functions tasks/registry.py names)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from lstm_nlp.training import checkpoint
+from lstm_nlp.tasks.lm import task as lm
+from lstm_nlp.reporting import console as reporting
+from lstm_nlp.training import runtime
+from lstm_nlp.tasks.lm.config import LMRecipe
+from lstm_nlp.data.corpora import TextLines, hold_out, load_text_file, load_text_split, read_lines
+from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.tasks.base import EvalRequest
+from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
+from lstm_nlp.tasks.lm.task import LanguageModelTask, token_stream
+from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
+from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
+from lstm_nlp.tasks.lm.transfer import load_weights, tokenizer_for_run
+
+def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
+    train_text, valid_text = _splits(recipe)
+    tok, pretrained = tokenizer_for_run(run_dir / "tokenizer" / "lm.model", recipe.model,
+                                        recipe.tokenizer, train_text.lines, recipe.seed, resume)
+    train_ids, valid_ids = token_stream(tok, train_text.lines), token_stream(tok, valid_text.lines)
+    reporting.info(f"data: {train_ids.numel():,} training tokens ({train_text.origin}), "
+                   f"{valid_ids.numel():,} validation tokens ({_unk_rate(tok, valid_ids):.2%} "
+                   f"unknown)")
+    task = LanguageModelTask(recipe, train_ids, valid_ids)
+    runtime.set_seed(recipe.seed)
+    model = build_lm(recipe.model, tok.vocab_size)
+    if pretrained is not None:  # target-domain fine-tuning: every weight from the given LM
+        load_weights(model, pretrained)
+        reporting.info(f"starting from the language model {pretrained.path}")
+    n_params = sum(p.numel() for p in model.parameters())
+    tr = recipe.train
+    reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
+                   f"{tr.batch_size} streams x {task.data.size(0):,} steps, bptt {tr.bptt}"
+                   f"{' (variable)' if tr.variable_bptt else ''}; run folder {run_dir}")
+    extra = {"task": recipe.task, "recipe": recipe.to_dict(),
+             "tokenizer": tokenizer_state(tok)}
+    return task, model, extra
+
+
+def _splits(recipe: LMRecipe) -> tuple[TextLines, TextLines]:
+    """Training text (the train split, then each `extra_train` file) and validation text; without
+    a validation split, a seeded random `valid_fraction` of the training lines is held out."""
+    d = recipe.data
+    parts = [load_text_split(d, d.train)]
+    parts += [load_text_file(Path(d.dir) / name, d) for name in d.extra_train]
+    train = TextLines([line for part in parts for line in part.lines],
+                      " + ".join(part.origin for part in parts))
+    if d.valid:
+        return train, load_text_split(d, d.valid)
+    keep, held = hold_out(len(train), d.valid_fraction, recipe.seed, train.origin)
+    pick = lambda rows, origin: TextLines([train.lines[i] for i in sorted(rows)], origin)  # noqa: E731
+    return (pick(keep, train.origin),
+            pick(held, f"{train.origin} (held-out {d.valid_fraction:.0%})"))
+
+
+def _unk_rate(tok: Tokenizer, ids: torch.Tensor) -> float:
+    return float((ids == tok.unk_id).float().mean()) if ids.numel() else 0.0
+
+
+def rebuild(ckpt: dict, recipe: LMRecipe, path: Path) -> tuple[LanguageModel, Tokenizer]:
+    tok = checkpoint.tokenizer_of(ckpt, path)
+    return build_lm(recipe.model, tok.vocab_size), tok
+
+
+def test_report(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe) -> dict | None:
+    text = load_text_split(recipe.data, recipe.data.test)
+    test = _perplexity(model, tok, text, recipe.eval.batch_size, recipe)
+    prompts = list(recipe.eval.prompts) or [""] * recipe.eval.samples
+    g = recipe.generate
+    opts = lm.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p, g.batch_size,
+                            recipe.seed, recipe.train.precision)
+    texts = lm.generate(model, tok, prompts, opts, torch.Generator().manual_seed(recipe.seed))
+    test["samples"] = [{"prompt": p, "text": t} for p, t in zip(prompts, texts)]
+    test["markdown"] = [_perplexity_md(test), "## Samples\n",
+                        "".join(f"- *{s['prompt'] or '(start of text)'}* {s['text']}\n"
+                                for s in test["samples"])
+                        or "_none_\n"]
+    return test
+
+
+def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_size: int,
+                recipe: LMRecipe, precision: str | None = None) -> dict:
+    stream = token_stream(tok, text.lines)
+    start = time.perf_counter()
+    with runtime.autocast(precision or recipe.train.precision):
+        stats = lm.stream_nll(model, stream, batch_size, recipe.eval.bptt)
+    seconds = time.perf_counter() - start
+    result = {"data": text.origin, "lines": len(text), "tokens": stats["tokens"],
+              "ppl": round(stats["ppl"], 3), "nll": round(stats["nll"], 4),
+              "bits_per_token": round(stats["bits_per_token"], 4),
+              "accuracy": round(stats["acc"], 4), "unk_rate": round(_unk_rate(tok, stream), 4),
+              "batch_size": batch_size, "bptt": recipe.eval.bptt,
+              "precision": precision or recipe.train.precision,
+              "tokens_per_s": round(stats["tokens"] / max(seconds, 1e-9), 1)}
+    reporting.info(f"perplexity of {text.origin}: {len(text):,} lines, batch size {batch_size}")
+    reporting.print_scores("perplexity", {
+        k: result[k] for k in ("tokens", "ppl", "bits_per_token", "accuracy", "unk_rate",
+                               "tokens_per_s")})
+    return result
+
+
+def _perplexity_md(r: dict) -> str:
+    return (f"## Perplexity: {r['data']}\n\n"
+            f"| metric | value |\n|---|---:|\n| perplexity | **{r['ppl']:.2f}** |\n"
+            f"| bits per token | {r['bits_per_token']:.4f} |\n| mean NLL | {r['nll']:.4f} |\n"
+            f"| next-token accuracy | {r['accuracy']:.2%} |\n| tokens | {r['tokens']:,} |\n"
+            f"| unknown tokens | {r['unk_rate']:.2%} |\n| tokens/s | {r['tokens_per_s']:,.0f} |\n\n"
+            f"{r['lines']:,} lines, batch size {r['batch_size']}, bptt {r['bptt']}, "
+            f"{r['precision']}\n")
+
+
+def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRecipe]) -> dict:
+    """Perplexity of a split, a file, or the text on stdin (when it is not a terminal)."""
+    model, tok, recipe = loaded
+    model_path = request.single_model("language")
+    request.refuse(("src", "ref", "beam"), "are for translation models")
+    split, input_path, stdin = request.split, request.input, request.stdin
+    batch_size, precision = request.batch_size, request.precision
+    if split is not None and input_path is not None:
+        raise ConfigError("give either --split or --input, not both")
+    if input_path is not None:
+        text, name = TextLines(read_lines(input_path), str(input_path)), Path(input_path).stem
+    elif split is None and stdin is not None and not stdin.isatty():
+        lines = [line for chunk in read_input_lines(stdin, None, 1 << 16) for line in chunk]
+        if not lines:
+            raise DataError("stdin: no text to evaluate (pipe some text, or give --split or "
+                            "--input)")
+        text, name = TextLines(lines, "stdin"), "stdin"
+    else:
+        name = split_name(recipe, split or "test")
+        text = _splits(recipe)[1] if name == HELD_OUT else load_text_split(recipe.data, name)
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    result = _perplexity(model, tok, text, batch_size or recipe.eval.batch_size, recipe,
+                         precision)
+    result["checkpoint"] = str(checkpoint.resolve(model_path))
+    stem = report_folder(model_path, request.out_dir) / f"eval-{Path(name).name}"
+    reporting.write_json(stem.with_suffix(".json"), result)
+    stem.with_suffix(".md").write_text(f"# Evaluation\n\ncheckpoint `{result['checkpoint']}`"
+                                       f"\n\n{_perplexity_md(result)}", encoding="utf-8")
+    reporting.info(f"report: {stem.with_suffix('.md')}")
+    return result
+
+
+def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
+             max_tokens: int | None = None, temperature: float | None = None,
+             top_k: int | None = None, top_p: float | None = None, seed: int = 1,
+             batch_size: int | None = None, precision: str | None = None) -> None:
+    """One sampled continuation per input line (prompt), in order; same seed, same text."""
+    runtime.tune_allocator()
+    model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate")
+    g = recipe.generate
+    opts = lm.SampleOptions(
+        g.max_tokens if max_tokens is None else max_tokens,
+        g.temperature if temperature is None else temperature,
+        g.top_k if top_k is None else top_k, g.top_p if top_p is None else top_p,
+        g.batch_size if batch_size is None else batch_size, seed,
+        precision or recipe.train.precision)
+    if opts.max_tokens < 1 or opts.temperature < 0 or opts.top_k < 0 or opts.batch_size < 1 \
+            or not 0.0 < opts.top_p <= 1.0:
+        raise ConfigError("--max-tokens and --batch-size must be >= 1, --temperature and "
+                          "--top-k >= 0, --top-p in (0, 1]")
+    generator = torch.Generator().manual_seed(seed)
+    n, start = 0, time.perf_counter()
+    for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 512)):
+        for text in lm.generate(model, tok, lines, opts, generator):
+            output.write(text + "\n")
+        output.flush()
+        n += len(lines)
+    dt = time.perf_counter() - start
+    reporting.info(f"generated {n:,} continuations in {dt:.1f}s ({n / max(dt, 1e-9):,.1f}/s, "
+                   f"temperature {opts.temperature:g}, top-k {opts.top_k}, top-p {opts.top_p:g}, "
+                   f"seed {seed})")

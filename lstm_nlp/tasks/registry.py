@@ -1,0 +1,90 @@
+"""Every task, declared once: the table below is the one place that names them.
+
+A task is a folder `lstm_nlp/tasks/<name>/` with its recipe class (`config.py`) and a verbs
+module that the shared code calls through these functions (imported only when a verb runs, so
+`lstm-nlp --help` stays free of torch):
+
+    setup(recipe, run_dir, resume) -> (train task, model, checkpoint extras)
+        data, tokenizer and model for `train`; the train task follows `tasks.base.TrainTask`
+    rebuild(ckpt, recipe, path) -> (model, tokenizer)
+        the model (weights not loaded yet) and tokenizer(s) a checkpoint describes
+    test_report(model, tokenizer, recipe) -> dict
+        test scores for the run report (a "markdown" entry holds its section)
+    evaluate(request: tasks.base.EvalRequest) -> dict
+        the `eval` verb for this task's models
+
+Adding a task means a new folder and one entry in TASKS (tests/test_registry.py does it with a
+toy task); nothing else in the package names tasks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from lstm_nlp.errors import ConfigError
+from lstm_nlp.tasks.chain import ChainRecipe
+from lstm_nlp.tasks.classify.config import ClassifyRecipe
+from lstm_nlp.tasks.lm.config import LMRecipe
+from lstm_nlp.tasks.translate.config import TranslateRecipe
+
+# early_stopping_metric -> (key in the validation scores, higher is better)
+LOSS_METRICS = {"loss": ("val_loss", False), "ppl": ("val_ppl", False),
+                "accuracy": ("val_acc", True)}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str                    # the recipe's `task` value
+    recipe: type                 # its recipe class
+    verbs_module: str            # module with setup, rebuild, test_report, evaluate
+    commands_module: str         # module whose COMMANDS are its Typer commands ("": none)
+    noun: str                    # "translation": says what a model of this task is
+    verbs: tuple[str, ...]       # the inference verbs that take its models
+    unit: str                    # what training throughput counts ("tok", "texts")
+    unit_long: str               # the same in reports ("target tokens")
+    metrics: dict[str, tuple[str, bool]] = field(default_factory=lambda: dict(LOSS_METRICS))
+
+    def api(self) -> ModuleType:
+        return importlib.import_module(self.verbs_module)
+
+    def commands(self) -> list:
+        if not self.commands_module:  # a task with no verbs of its own (train and eval only)
+            return []
+        return list(importlib.import_module(self.commands_module).COMMANDS)
+
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in [
+    TaskSpec("translate", TranslateRecipe, "lstm_nlp.tasks.translate.verbs",
+             "lstm_nlp.tasks.translate.commands", "translation",
+             ("translate", "eval"), "tok", "target tokens",
+             {**LOSS_METRICS, "bleu": ("val_bleu", True)}),
+    TaskSpec("lm", LMRecipe, "lstm_nlp.tasks.lm.verbs",
+             "lstm_nlp.tasks.lm.commands", "language", ("generate", "eval"),
+             "tok", "tokens"),
+    TaskSpec("classify", ClassifyRecipe, "lstm_nlp.tasks.classify.verbs",
+             "lstm_nlp.tasks.classify.commands", "classification",
+             ("classify", "eval"), "texts", "texts"),
+]}
+
+# task -> recipe class, for the recipe loader; a chain trains other tasks' recipes in turn
+RECIPES: dict[str, type] = {**{name: spec.recipe for name, spec in TASKS.items()},
+                            "chain": ChainRecipe}
+
+
+def get(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ConfigError(f"task: no task '{name}' (tasks: {', '.join(TASKS)})")
+    return TASKS[name]
+
+
+def register(spec: TaskSpec) -> None:
+    """Add a task at run time (a plug-in, or a test's toy task)."""
+    TASKS[spec.name] = spec
+    RECIPES[spec.name] = spec.recipe
+
+
+def unregister(name: str) -> None:
+    TASKS.pop(name, None)
+    RECIPES.pop(name, None)

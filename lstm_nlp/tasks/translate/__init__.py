@@ -1,0 +1,1 @@
+"""Translation: bi-LSTM encoder, attentional LSTM decoder, greedy and beam search, BLEU/chrF."""

@@ -1,0 +1,32 @@
+"""The `translate` command (parsing only: the work is in verbs.py, imported when it runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lstm_nlp.cli.app import Model, Models, PrecisionOpt, output_stream
+
+
+def translate(
+    model: Model,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read this file, not stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 = greedy \\[recipe].")] = None,
+    length_penalty: Annotated[Optional[float], typer.Option(help="GNMT alpha \\[recipe].")] = None,
+    max_len_ratio: Annotated[Optional[float], typer.Option(help="Max output/input length \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch \\[recipe].")] = None,
+    precision: PrecisionOpt = None,
+) -> None:
+    """Translate lines from stdin (or --input) to stdout: one output line per input line."""
+    from lstm_nlp.tasks.translate import verbs as translate_pipeline
+    options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
+                   batch_size=batch_size, precision=precision.value if precision else None)
+    with output_stream(output) as out:
+        translate_pipeline.translate(model, input, out, sys.stdin, **options)
+
+
+COMMANDS = [translate]

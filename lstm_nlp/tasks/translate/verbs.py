@@ -1,0 +1,165 @@
+"""The translate task's verbs: set up training, rebuild from a checkpoint, score the test split,
+translate, evaluate (the functions tasks/registry.py names)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from lstm_nlp.training import checkpoint
+from lstm_nlp.reporting import console as reporting
+from lstm_nlp.training import runtime
+from lstm_nlp.tasks.translate.config import TranslateRecipe
+from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
+from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.tasks.base import EvalRequest
+from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
+from lstm_nlp.data.textio import read_input_lines, report_folder, split_name
+from lstm_nlp.data.tokenizer import TokenizerPair, train_or_load
+from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
+
+def setup(recipe: TranslateRecipe, run_dir: Path, resume: bool):
+    d = recipe.data
+    train_split, valid_split = load_split(d, d.train), load_split(d, d.valid)
+    reporting.info(f"data: {len(train_split):,} training pairs ({train_split.origin}), "
+                   f"{len(valid_split):,} validation pairs")
+    tok = train_or_load(run_dir / "tokenizer", recipe.tokenizer, train_split.src,
+                        train_split.tgt, recipe.seed)
+    task = TranslationTask(recipe, tok, train_split, valid_split)
+    if task.dropped:
+        reporting.info(f"length filter: dropped {task.dropped:,} training pairs")
+    runtime.set_seed(recipe.seed)
+    model = build_model(recipe.model, tok.src.vocab_size, tok.tgt.vocab_size, tok.tgt.pad_id)
+    n_params = sum(p.numel() for p in model.parameters())
+    reporting.info(f"model: {n_params:,} parameters; vocabulary {tok.src.vocab_size:,} source, "
+                   f"{tok.tgt.vocab_size:,} target{' (joint)' if tok.joint else ''}; "
+                   f"run folder {run_dir}")
+    extra = {"task": recipe.task, "recipe": recipe.to_dict(), "tokenizer": tok.to_state()}
+    return task, model, extra
+
+
+def rebuild(ckpt: dict, recipe: TranslateRecipe, path: Path
+            ) -> tuple[Seq2SeqModel, TokenizerPair]:
+    tok = checkpoint.tokenizers_of(ckpt, path)
+    return build_model(recipe.model, tok.src.vocab_size, tok.tgt.vocab_size, tok.tgt.pad_id), tok
+
+
+def test_report(model: Seq2SeqModel, tok: TokenizerPair, recipe: TranslateRecipe
+                    ) -> dict | None:
+    test_split = load_split(recipe.data, recipe.data.test)
+    test, hyps = _score(model, tok, test_split, decode_options(recipe), recipe)
+    reporting.print_scores(f"test ({recipe.data.test}, beam {recipe.decode.beam_size})", {
+        k: test[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})
+    test["samples"] = _samples(test_split, hyps, recipe.eval.samples)
+    test["markdown"] = [
+        f"## Test: {test['data']}\n",
+        f"beam {test['beam_size']}: **BLEU {test['bleu']:.2f}**, chrF {test['chrf']:.2f}, "
+        f"perplexity {test['ppl']:.3f}, {test['sentences_per_s']:.1f} sentences/s\n",
+        f"`{test['bleu_detail']}`\n\n`{test['bleu_signature']}`\n",
+        "## Samples\n", _samples_md(test["samples"])]
+    return test
+
+
+def decode_options(recipe: TranslateRecipe, beam: int | None = None, length_penalty: float | None = None,
+                    max_len_ratio: float | None = None, batch_size: int | None = None,
+                    precision: str | None = None) -> DecodeOptions:
+    """Command-line values where given, else the recipe's (precision: the training precision)."""
+    d = recipe.decode
+    opts = DecodeOptions(d.beam_size if beam is None else beam,
+                         d.length_penalty if length_penalty is None else length_penalty,
+                         d.max_len_ratio if max_len_ratio is None else max_len_ratio,
+                         d.batch_size if batch_size is None else batch_size,
+                         recipe.train.precision if precision is None else precision)
+    if opts.beam_size < 1 or opts.batch_size < 1 or opts.max_len_ratio <= 0:
+        raise ConfigError("--beam and --batch-size must be >= 1, --max-len-ratio > 0")
+    return opts
+
+
+def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
+              beam: int | None = None, length_penalty: float | None = None,
+              max_len_ratio: float | None = None, batch_size: int | None = None,
+              precision: str | None = None) -> None:
+    runtime.tune_allocator()
+    model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate")
+    opts = decode_options(recipe, beam, length_penalty, max_len_ratio, batch_size, precision)
+    n, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 1024)):
+            for hyp in translate_lines(model, tok, lines, opts):
+                output.write(hyp + "\n")
+            output.flush()
+            n += len(lines)
+    dt = time.perf_counter() - start
+    reporting.info(f"translated {n:,} lines in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} sentences/s, "
+                   f"beam {opts.beam_size}, {opts.precision})")
+
+
+def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, TranslateRecipe]
+             ) -> dict:
+    """BLEU and chrF (sacrebleu) and perplexity of a split or of --src/--ref files."""
+    model, tok, recipe = loaded
+    model_path = request.single_model("translation")
+    request.refuse(("input",), "is for language models and classifiers; score a translation "
+                   "model with --src and --ref, or --split")
+    split, src, ref = request.split, request.src, request.ref
+    if (src is None) != (ref is None):
+        raise ConfigError("--src and --ref go together")
+    if src is not None and split is not None:
+        raise ConfigError("give either --split or --src/--ref, not both")
+    pairs = load_parallel_files(src, ref) if src is not None else \
+        load_split(recipe.data, split_name(recipe, split or "test"))
+    if len(pairs) == 0:
+        raise DataError(f"{pairs.origin}: no sentences to evaluate")
+    opts = decode_options(recipe, request.beam, batch_size=request.batch_size,
+                          precision=request.precision)
+    result, hyps = _score(model, tok, pairs, opts, recipe)
+    result["checkpoint"] = str(checkpoint.resolve(model_path))
+    name = Path(src).stem if src is not None else split_name(recipe, split or "test")
+    stem = report_folder(model_path, request.out_dir) / f"eval-{name}-beam{opts.beam_size}"
+    stem.with_suffix(".hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    reporting.write_json(stem.with_suffix(".json"), result)
+    stem.with_suffix(".md").write_text(_eval_markdown(result, _samples(pairs, hyps,
+                                                                       recipe.eval.samples)),
+                                       encoding="utf-8")
+    reporting.print_scores(f"{name} (beam {opts.beam_size})", {
+        k: result[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})
+    reporting.info(f"BLEU signature: {result['bleu_signature']}")
+    reporting.info(f"report: {stem.with_suffix('.md')}")
+    return result
+
+
+def _score(model, tok, pairs: ParallelText, opts: DecodeOptions, recipe: TranslateRecipe
+           ) -> tuple[dict, list[str]]:
+    start = time.perf_counter()
+    result, hyps = score(model, tok, pairs, opts, recipe)
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    result["sentences_per_s"] = round(len(pairs) / max(result["seconds"], 1e-9), 1)
+    return result, hyps
+
+
+def _samples(pairs: ParallelText, hyps: list[str], n: int) -> list[dict[str, str]]:
+    return [{"src": pairs.src[i], "ref": pairs.tgt[i], "hyp": hyps[i]}
+            for i in range(min(n, len(hyps)))]
+
+
+def _samples_md(samples: list[dict[str, str]]) -> str:
+    out = []
+    for s in samples:
+        out.append(f"- **src** {s['src']}\n  **ref** {s['ref']}\n  **hyp** {s['hyp']}")
+    return "\n".join(out) + "\n" if out else "_none_\n"
+
+
+def _eval_markdown(result: dict, samples: list[dict[str, str]]) -> str:
+    return (f"# Evaluation: {result['data']}\n\n"
+            f"checkpoint `{result.get('checkpoint', '')}`, {result['sentences']} sentences, "
+            f"beam {result['beam_size']}, length penalty {result['length_penalty']}, "
+            f"{result['precision']}\n\n"
+            f"| metric | value |\n|---|---:|\n| BLEU | {result['bleu']:.2f} |\n"
+            f"| chrF | {result['chrf']:.2f} |\n| perplexity | {result['ppl']:.3f} |\n"
+            f"| token accuracy | {result['token_accuracy']:.2%} |\n"
+            f"| sentences/s | {result['sentences_per_s']:.1f} |\n\n"
+            f"BLEU: `{result['bleu_detail']}`\n\nsacrebleu signatures: `{result['bleu_signature']}`"
+            f", `{result['chrf_signature']}`\n\n## Samples\n\n{_samples_md(samples)}")

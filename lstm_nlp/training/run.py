@@ -1,0 +1,115 @@
+"""`lstm-nlp train`, the same for every task: run folder, seeds, the task's setup (from the
+registry), the training loop, the test evaluation and the report. A chain recipe trains its
+stages one after the other (tasks/chain.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from lstm_nlp.config import Recipe, load_recipe, save_recipe
+from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
+from lstm_nlp.reporting import console as reporting
+from lstm_nlp.tasks import chain, registry
+from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training import loop as trainer
+
+# Recipe keys that may change when a run is resumed (limits and logging, not the experiment).
+RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_minutes",
+                     "train.valid_every", "train.log_every", "train.threads", "train.patience"}
+
+
+def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
+          overwrite: bool = False, resume: bool = False,
+          on_step: Callable[[int], None] | None = None) -> Path:
+    recipe = load_recipe(recipe_path, overrides)
+    run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
+    if isinstance(recipe, chain.ChainRecipe):  # its overrides go to the stages: STAGE.KEY=VALUE
+        return chain.train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite,
+                                 resume, on_step, train_stage=train)
+    if resume:
+        _check_resumable(run_dir, recipe)
+    run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume)
+    save_recipe(recipe, run_dir / "recipe.yaml")
+    runtime.tune_allocator()
+    runtime.set_threads(recipe.train.threads)
+    runtime.set_seed(recipe.seed)
+
+    spec = registry.get(recipe.task)
+    steps = spec.api()
+    try:
+        task, model, extra = steps.setup(recipe, run_dir, resume)
+    except LstmNlpError:
+        if not resume:  # nothing trained yet: leave no folder that blocks the next attempt
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    n_params = sum(p.numel() for p in model.parameters())
+    reporter = reporting.Reporter(run_dir / "metrics.jsonl", spec.unit)
+    stopping = spec.metrics[recipe.train.early_stopping_metric]
+    result = trainer.fit(model, task, recipe.train, run_dir, reporter, extra, resume, stopping,
+                         on_step)
+    reporting.info(f"training stopped: {result.reason or 'done'}; best val "
+                   f"{recipe.train.early_stopping_metric} {result.state.best_score:.4g} "
+                   f"at step {result.state.best_step}")
+
+    model, tok, recipe = checkpoint.load_model(checkpoint.resolve(run_dir))
+    try:
+        if not recipe.data.test:
+            raise DataError("the recipe has no test split (data.test is empty)")
+        test = steps.test_report(model, tok, recipe)
+    except DataError as e:  # no or bad test split: the trained run and its report still stand
+        reporting.info(f"no test evaluation: {e}")
+        test = None
+    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long)
+    return run_dir
+
+
+def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
+    saved_path = run_dir / "recipe.yaml"
+    if not (run_dir / "last.pt").is_file():
+        raise ConfigError(f"--resume: no last.pt in {run_dir}; nothing to resume")
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: {saved_path} not found; is {run_dir} a run folder?")
+    saved = _flatten(load_recipe(saved_path).to_dict())
+    new = _flatten(recipe.to_dict())
+    changed = [k for k in new if new[k] != saved.get(k) and k not in RESUMABLE_CHANGES]
+    if changed:
+        k = changed[0]
+        raise ConfigError(f"--resume: the recipe differs from the run's at {k} "
+                          f"({saved.get(k)!r} in the run, {new[k]!r} now); only "
+                          f"{', '.join(sorted(RESUMABLE_CHANGES))} may change")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResult,
+                        n_params: int, test: dict | None, unit: str) -> None:
+    rows = reporting.read_metrics(run_dir / "metrics.jsonl")
+    s = result.state
+    test_md = test.pop("markdown") if test else []
+    summary = {"recipe": recipe.name, "task": recipe.task, "parameters": n_params,
+               "steps": s.step, "epochs": s.epoch,
+               "train_seconds": round(s.elapsed_s, 1), "stop_reason": result.reason,
+               "best_step": s.best_step, "best_" + recipe.train.early_stopping_metric: s.best_score,
+               "last_validation": result.last_validation, "test": test}
+    reporting.write_json(run_dir / "report.json", summary)
+    tps = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
+    md = [f"# Run report: {recipe.name}\n",
+          f"task `{recipe.task}`, {n_params:,} parameters, {s.step:,} steps in "
+          f"{s.elapsed_s / 60:.1f} min of training ({result.reason or 'done'}); "
+          f"median {sorted(tps)[len(tps) // 2] if tps else 0:,.0f} {unit}/s; "
+          f"precision {recipe.train.precision}.\n",
+          f"Best validation {recipe.train.early_stopping_metric}: {s.best_score:.4g} at step "
+          f"{s.best_step} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
+          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows), *test_md]
+    (run_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
+    reporting.info(f"report: {run_dir / 'report.md'}")
