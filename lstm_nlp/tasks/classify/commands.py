@@ -10,7 +10,7 @@ from enum import Enum
 
 import typer
 
-from lstm_nlp.cli.app import Model, Models, PrecisionOpt, output_stream
+from lstm_nlp.cli.app import Models, PrecisionOpt, output_stream
 
 
 class Format(str, Enum):

@@ -14,7 +14,7 @@ from lstm_nlp.tasks.classify.model import Classifier
 from lstm_nlp.tasks.classify.config import ClassifyRecipe
 from lstm_nlp.data.corpora import LabeledText
 from lstm_nlp.errors import ConfigError, DataError
-from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.data.tokenizer import Tokenizer
 
 
@@ -145,16 +145,13 @@ class ClassificationTask:
 def predict(model: Classifier, seqs: list[list[int]], batch_size: int, pad_id: int
             ) -> torch.Tensor:
     """Class probabilities (N, C) in input order; texts of similar length are batched."""
-    was_training = model.training
-    model.eval()
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out: list[torch.Tensor | None] = [None] * len(seqs)
-    with torch.inference_mode():
+    with inference(model):
         for start in range(0, len(order), batch_size):
             rows = order[start: start + batch_size]
             batch = collate([seqs[i] for i in rows], [0] * len(rows), pad_id)
             probs = model(batch.ids, batch.lengths).float().softmax(1)
             for i, p in zip(rows, probs):
                 out[i] = p
-    model.train(was_training)
     return torch.stack(out) if out else torch.zeros(0, 0)

@@ -1,5 +1,5 @@
-"""Everything specific to the lm task: the token stream, truncated-BPTT windows over parallel
-streams, perplexity, and sampling continuations of prompts."""
+"""The lm task's training and scoring: the token stream, truncated-BPTT windows over parallel
+streams, the trainer's view (`LanguageModelTask`) and perplexity (`stream_nll`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from dataclasses import dataclass
 import torch
 
 from lstm_nlp import metrics
-from lstm_nlp.training import runtime
 from lstm_nlp.tasks.lm.config import LMRecipe
 from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.lm.model import LanguageModel, State, detach
-from lstm_nlp.tasks.base import LossOutput
-from lstm_nlp.data.tokenizer import BOS_ID, PAD_ID, Tokenizer
+from lstm_nlp.tasks.base import LossOutput, inference
+from lstm_nlp.data.tokenizer import Tokenizer
 
 
 def token_stream(tok: Tokenizer, lines: list[str]) -> torch.Tensor:
@@ -125,77 +124,15 @@ def stream_nll(model: LanguageModel, stream: torch.Tensor, batch_size: int, bptt
                ) -> dict[str, float]:
     """Mean NLL per predicted token of a stream, perplexity, bits per token, next-token accuracy.
     Batch size 1 scores every token with its full left context (the published setting)."""
-    was_training = model.training
-    model.eval()
     batch_size = max(1, min(batch_size, (stream.numel() - 1)))
     data = batchify(stream, batch_size)
     nll, n, correct = 0.0, 0, 0
-    with torch.inference_mode():
+    with inference(model):
         state = model.init_state(batch_size)
         for start, length in bptt_windows(data.size(0), bptt, False, 0, 0):
             w = window(data, start, length)
             out, state = model.loss(w.inputs, w.targets, state)
             nll, n, correct = nll + float(out.loss), n + out.n_tokens, correct + out.n_correct
-    model.train(was_training)
     mean = nll / max(n, 1)
     return {"nll": mean, "ppl": metrics.perplexity(nll, n), "bits_per_token": mean / math.log(2),
             "acc": metrics.accuracy(correct, n), "tokens": n}
-
-
-@dataclass
-class SampleOptions:
-    max_tokens: int = 50
-    temperature: float = 1.0  # 0: always the most likely token
-    top_k: int = 0            # 0: no limit
-    top_p: float = 1.0        # nucleus sampling (Holtzman et al. 2020); 1: no limit
-    batch_size: int = 64
-    seed: int = 1
-    precision: str = "fp32"
-
-
-def next_token(logits: torch.Tensor, opts: SampleOptions, generator: torch.Generator
-               ) -> torch.Tensor:
-    """logits (B, V) -> sampled ids (B,), after temperature, top-k and top-p filtering."""
-    logits = logits.clone()
-    logits[:, [PAD_ID, BOS_ID]] = float("-inf")  # never produced in the training stream
-    if opts.temperature == 0.0:
-        return logits.argmax(-1)
-    logits /= opts.temperature
-    if 0 < opts.top_k < logits.size(-1):
-        kth = logits.topk(opts.top_k, dim=-1).values[:, -1:]                     # (B, 1)
-        logits[logits < kth] = float("-inf")
-    if opts.top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        before = probs.cumsum(-1) - probs             # mass of the tokens ranked above
-        sorted_logits[before >= opts.top_p] = float("-inf")  # the first token always stays
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-
-def generate(model: LanguageModel, tok: Tokenizer, prompts: list[str], opts: SampleOptions,
-             generator: torch.Generator) -> list[str]:
-    """One continuation per prompt (prompt text not repeated), stopping at <eos> or max_tokens.
-    An empty prompt starts from the start-of-text state (after <eos>)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.inference_mode(), runtime.autocast(opts.precision):
-        for i in range(0, len(prompts), opts.batch_size):
-            chunk = prompts[i: i + opts.batch_size]
-            seqs = [[tok.eos_id] + ids for ids in tok.encode(chunk)]
-            logits, state = model.prime(seqs)
-            done = torch.zeros(len(seqs), dtype=torch.bool)
-            rows: list[list[int]] = [[] for _ in seqs]
-            for _ in range(opts.max_tokens):
-                ids = next_token(logits, opts, generator)
-                done |= ids == tok.eos_id
-                for j in (~done).nonzero().flatten().tolist():
-                    rows[j].append(int(ids[j]))
-                if bool(done.all()):
-                    break
-                logits, state = model.step(ids, state)
-            out.extend(tok.decode(rows))
-    model.train(was_training)
-    return out

@@ -10,7 +10,7 @@ from typing import TextIO
 import torch
 
 from lstm_nlp.training import checkpoint
-from lstm_nlp.tasks.lm import task as lm
+from lstm_nlp.tasks.lm import sampling
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.training import runtime
 from lstm_nlp.tasks.lm.config import LMRecipe
@@ -18,7 +18,7 @@ from lstm_nlp.data.corpora import TextLines, hold_out, load_text_file, load_text
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.tasks.base import EvalRequest
 from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
-from lstm_nlp.tasks.lm.task import LanguageModelTask, token_stream
+from lstm_nlp.tasks.lm.task import LanguageModelTask, stream_nll, token_stream
 from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.tasks.lm.transfer import load_weights, tokenizer_for_run
@@ -77,9 +77,9 @@ def test_report(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe) -> dict 
     test = _perplexity(model, tok, text, recipe.eval.batch_size, recipe)
     prompts = list(recipe.eval.prompts) or [""] * recipe.eval.samples
     g = recipe.generate
-    opts = lm.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p, g.batch_size,
+    opts = sampling.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p, g.batch_size,
                             recipe.seed, recipe.train.precision)
-    texts = lm.generate(model, tok, prompts, opts, torch.Generator().manual_seed(recipe.seed))
+    texts = sampling.generate(model, tok, prompts, opts, torch.Generator().manual_seed(recipe.seed))
     test["samples"] = [{"prompt": p, "text": t} for p, t in zip(prompts, texts)]
     test["markdown"] = [_perplexity_md(test), "## Samples\n",
                         "".join(f"- *{s['prompt'] or '(start of text)'}* {s['text']}\n"
@@ -93,7 +93,7 @@ def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_siz
     stream = token_stream(tok, text.lines)
     start = time.perf_counter()
     with runtime.autocast(precision or recipe.train.precision):
-        stats = lm.stream_nll(model, stream, batch_size, recipe.eval.bptt)
+        stats = stream_nll(model, stream, batch_size, recipe.eval.bptt)
     seconds = time.perf_counter() - start
     result = {"data": text.origin, "lines": len(text), "tokens": stats["tokens"],
               "ppl": round(stats["ppl"], 3), "nll": round(stats["nll"], 4),
@@ -160,7 +160,7 @@ def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
     runtime.tune_allocator()
     model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate")
     g = recipe.generate
-    opts = lm.SampleOptions(
+    opts = sampling.SampleOptions(
         g.max_tokens if max_tokens is None else max_tokens,
         g.temperature if temperature is None else temperature,
         g.top_k if top_k is None else top_k, g.top_p if top_p is None else top_p,
@@ -173,7 +173,7 @@ def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
     generator = torch.Generator().manual_seed(seed)
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 512)):
-        for text in lm.generate(model, tok, lines, opts, generator):
+        for text in sampling.generate(model, tok, lines, opts, generator):
             output.write(text + "\n")
         output.flush()
         n += len(lines)

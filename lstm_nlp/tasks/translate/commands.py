@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Model, Models, PrecisionOpt, output_stream
+from lstm_nlp.cli.app import Model, PrecisionOpt, output_stream
 
 
 def translate(

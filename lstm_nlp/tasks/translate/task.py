@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from lstm_nlp import metrics
 from lstm_nlp.training import runtime
@@ -14,7 +13,7 @@ from lstm_nlp.tasks.translate.config import TranslateRecipe as Recipe
 from lstm_nlp.data.corpora import ParallelText
 from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
 from lstm_nlp.errors import DataError
-from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
 from lstm_nlp.data.tokenizer import TokenizerPair
 
@@ -92,16 +91,13 @@ def teacher_forced(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]]
     """Loss (mean NLL per target token, EOS included), perplexity and token accuracy."""
     nll, n, correct = 0.0, 0, 0
     lens = [len(t) for t in tgt]
-    model_was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with inference(model):
         for idx in token_batches([max(len(s), 1) for s in src], lens, batch_tokens, 0, 0):
             batch = seq2seq_batch([src[i] or [tok.src.unk_id] for i in idx],
                                   [tgt[i] for i in idx], tok.tgt.pad_id, tok.tgt.bos_id,
                                   tok.tgt.eos_id)
             out = model.loss(batch)
             nll, n, correct = nll + float(out.loss), n + out.n_tokens, correct + out.n_correct
-    model.train(model_was_training)
     return {"loss": nll / max(n, 1), "ppl": metrics.perplexity(nll, n),
             "acc": metrics.accuracy(correct, n), "tokens": n}
 
@@ -111,22 +107,19 @@ def translate_ids(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
     """Source ids -> detokenized target strings, in input order; empty sources give ''."""
     out = [""] * len(src)
     todo = [i for i, s in enumerate(src) if s]
-    was_training = model.training
-    model.eval()
     t = tok.tgt
-    for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
-        rows = [todo[j] for j in chunk]
-        src_t, lengths = pad([src[i] for i in rows], t.pad_id)
-        with runtime.autocast(opts.precision):
+    with inference(model), runtime.autocast(opts.precision):
+        for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
+            rows = [todo[j] for j in chunk]
+            src_t, lengths = pad([src[i] for i in rows], t.pad_id)
             if opts.beam_size == 1:
                 ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id,
                                     opts.max_len_ratio)
             else:
                 ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
                                   opts.length_penalty, opts.max_len_ratio)
-        for i, hyp in zip(rows, t.decode(ids)):
-            out[i] = hyp
-    model.train(was_training)
+            for i, hyp in zip(rows, t.decode(ids)):
+                out[i] = hyp
     return out
 
 
