@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from lstm_nlp.training import checkpoint
 from lstm_nlp.training.run import train as train_run
-from lstm_nlp.tasks.classify.task import class_names, encode_texts, length_batches
+from lstm_nlp.data.batching import length_batches
+from lstm_nlp.tasks.classify.task import class_names, encode_texts
 from lstm_nlp.tasks.classify.model import Classifier
 from lstm_nlp.cli import app
 from lstm_nlp.config.sections import TrainConfig

@@ -143,3 +143,22 @@ def test_help_shows_the_defaults_in_brackets():
     result = runner.invoke(app, ["translate", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "Beam size; 1 = greedy [recipe]." in result.stdout
+
+
+@pytest.mark.parametrize("args, option", [
+    (["translate", "--beam", "0"], "--beam"),
+    (["translate", "--max-len-ratio", "0"], "--max-len-ratio"),
+    (["translate", "--batch-size", "0"], "--batch-size"),
+    (["generate", "--top-p", "0"], "--top-p"),
+    (["generate", "--top-p", "1.5"], "--top-p"),
+    (["generate", "--temperature", "-1"], "--temperature"),
+    (["generate", "--max-tokens", "0"], "--max-tokens"),
+    (["classify", "--batch-size", "0"], "--batch-size"),
+    (["eval", "--beam", "0"], "--beam"),
+])
+def test_numeric_options_are_checked_before_the_model_loads(args, option):
+    """A usage error (exit 2, Click's convention) names the option; the model path does not
+    exist, so a check after loading would have said so instead."""
+    result = runner.invoke(app, [args[0], "-m", "no-such-run", *args[1:]])
+    assert result.exit_code == 2
+    assert option in result.output and "not found" not in result.output

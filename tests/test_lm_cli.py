@@ -71,7 +71,6 @@ def test_generate_one_line_per_prompt_reproducible(trained_lm):
 
 
 @pytest.mark.parametrize("args, data, message", [
-    (["generate", "--top-p", "0"], b"a\n", "--top-p in (0, 1]"),
     (["generate"], b"ok\n\xfe\n", "stdin: line 2, byte 1: not valid UTF-8 (0xfe)"),
     (["eval"], b"", "stdin: no text to evaluate"),
     (["eval", "--src", "x.de", "--ref", "x.en"], b"", "--src/--ref/--beam are for translation"),

@@ -31,6 +31,13 @@ PrecisionOpt = Annotated[Optional[Precision], typer.Option(
     help="Inference arithmetic \\[the recipe's train.precision].")]
 
 
+def positive(value: float | None) -> float | None:
+    """Typer callback: a number that must be above 0 (Typer's min= includes its bound)."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} is not above 0.")
+    return value
+
+
 def boundary(fn):
     """Catch domain errors once, here: one line on stderr, exit 1 (130 for Ctrl-C)."""
 

@@ -17,8 +17,8 @@ def eval_(
     src: Annotated[Optional[Path], typer.Option(help="Translation: source file (with --ref).")] = None,
     ref: Annotated[Optional[Path], typer.Option(help="Translation: reference file (with --src).")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Language model: text file to score (default: stdin when piped, else --split). Classifier: a labeled file in the recipe's format.")] = None,
-    beam: Annotated[Optional[int], typer.Option(help="Translation: beam size; 1 = greedy \\[recipe].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sentences (translation) or parallel streams (language model) per batch \\[recipe].")] = None,
+    beam: Annotated[Optional[int], typer.Option(min=1, help="Translation: beam size; 1 = greedy \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sentences (translation), parallel streams (language model) or texts (classifier) per batch \\[recipe].")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Report folder \\[the run folder].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:

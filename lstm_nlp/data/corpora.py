@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 from pathlib import Path
 
 from lstm_nlp.tasks.classify.config import ClassifyDataConfig
@@ -42,6 +43,9 @@ class TextLines:
     def __len__(self) -> int:
         return len(self.lines)
 
+    def subset(self, rows: list[int], origin: str | None = None) -> "TextLines":
+        return TextLines([self.lines[i] for i in rows], origin or self.origin)
+
 
 @dataclass
 class LabeledText:
@@ -53,6 +57,13 @@ class LabeledText:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def subset(self, rows: list[int], origin: str | None = None) -> "LabeledText":
+        return LabeledText([self.texts[i] for i in rows], [self.labels[i] for i in rows],
+                           origin or self.origin)
+
+
+Rows = TypeVar("Rows", TextLines, LabeledText)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -110,14 +121,21 @@ def load_text_split(cfg: LMDataConfig, split: str) -> TextLines:
 
 
 def hold_out(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], list[int]]:
-    """Indices of the rows kept for training and of the `fraction` held out for validation,
-    both in a seeded random order."""
+    """Indices of the rows kept for training and of the `fraction` held out for validation
+    (a seeded random choice), both in their original order."""
     order = list(range(n))
     random.Random(seed).shuffle(order)
     n_valid = max(1, int(n * fraction))
     if n_valid >= n:
         raise DataError(f"{origin}: too few rows to hold out a validation set")
-    return order[n_valid:], order[:n_valid]
+    return sorted(order[n_valid:]), sorted(order[:n_valid])
+
+
+def split_off_validation(train: Rows, fraction: float, seed: int) -> tuple[Rows, Rows]:
+    """(training rows, held-out validation rows) of a split without a validation split of
+    its own (`valid: ""` in a recipe)."""
+    keep, held = hold_out(len(train), fraction, seed, train.origin)
+    return train.subset(keep), train.subset(held, f"{train.origin} (held-out {fraction:.0%})")
 
 
 def load_text_file(path: Path, cfg: LMDataConfig) -> TextLines:

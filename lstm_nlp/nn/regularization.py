@@ -70,6 +70,21 @@ def activation_penalty(dropped_out: torch.Tensor, raw_out: torch.Tensor, alpha: 
     return penalty
 
 
+def sequence_dropout(x: torch.Tensor, p: float, training: bool, locked: bool) -> torch.Tensor:
+    """Dropout on (T, B, F) activations: one mask per sequence (locked) or per element."""
+    if locked:
+        return locked_dropout(x, p, training)
+    return standard_dropout(x, p, training)
+
+
+def lstm_layer_sizes(emb_size: int, hidden_size: int, layers: int, tie_weights: bool
+                     ) -> list[int]:
+    """Input size of the first layer, then each layer's output size. With weight tying the
+    last layer has emb_size units so that its output meets the embeddings (Press & Wolf
+    2016); a classifier that takes a language model's layers mirrors them."""
+    return [emb_size] + [hidden_size] * (layers - 1) + [emb_size if tie_weights else hidden_size]
+
+
 def standard_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Dropout with a fresh mask per element (Zaremba et al. 2014), from the same fast masks."""
     if not training or p == 0.0:

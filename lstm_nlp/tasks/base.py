@@ -1,13 +1,15 @@
 """What every task shares with the trainer and the verbs: the loss contract (`LossOutput`), the
 trainer's view of a task (`TrainTask`), and switching a model to inference for a while
-(`inference`), and what `lstm-nlp eval` was asked (`EvalRequest`)."""
+(`inference`), the command line over the recipe (`overridden`), and what `lstm-nlp eval` was
+asked (`EvalRequest`)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, TextIO
+from typing import Any, Iterator, Protocol, TextIO, TypeVar
 
 import torch
 
@@ -40,6 +42,15 @@ class TrainTask(Protocol):
     # State the task carries from batch to batch (an LM's hidden state), saved in checkpoints.
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+Options = TypeVar("Options")
+
+
+def overridden(defaults: Options, **given: Any) -> Options:
+    """An inference verb's options (a dataclass of the recipe's values) with each option given
+    on the command line (not None) in its place. Typer checked the given values' ranges."""
+    return dataclasses.replace(defaults, **{k: v for k, v in given.items() if v is not None})
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ def classify(
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read texts from this file, not stdin.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="tsv: label<TAB>probability; jsonl: every class's probability.")] = Format.tsv,
-    batch_size: Annotated[Optional[int], typer.Option(help="Texts per batch \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Texts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Classify each line of stdin (or --input): one output line per input line, in order."""

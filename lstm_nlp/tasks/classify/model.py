@@ -13,8 +13,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_nlp.tasks.classify.config import ClassifyModelConfig
 from lstm_nlp.nn.kernels.matmul import Linear
-from lstm_nlp.nn.regularization import (embedding_dropout, locked_dropout, standard_dropout,
-                                     weight_dropped_lstm)
+from lstm_nlp.nn.regularization import (embedding_dropout, lstm_layer_sizes, sequence_dropout,
+                                        weight_dropped_lstm)
 
 
 class Classifier(nn.Module):
@@ -29,7 +29,7 @@ class Classifier(nn.Module):
         dirs = 2 if bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, emb_size)
         # The language model's layer sizes: with tying, its last layer has emb_size units.
-        sizes = [emb_size] + [hidden_size] * (layers - 1) + [emb_size if tie_weights else hidden_size]
+        sizes = lstm_layer_sizes(emb_size, hidden_size, layers, tie_weights)
         self.lstms = nn.ModuleList(
             nn.LSTM(sizes[i] * (dirs if i else 1), sizes[i + 1], bidirectional=bidirectional)
             for i in range(layers))
@@ -56,8 +56,7 @@ class Classifier(nn.Module):
             [list(lstm.parameters()) for lstm in self.lstms] + [top]
 
     def _drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        return locked_dropout(x, p, self.training) if self.locked else \
-            standard_dropout(x, p, self.training)
+        return sequence_dropout(x, p, self.training, self.locked)
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor, state=None
                ) -> tuple[torch.Tensor, list]:

@@ -3,7 +3,6 @@ the validation metrics, and turning lines of text into class probabilities."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from lstm_nlp import metrics
 from lstm_nlp.tasks.classify.model import Classifier
 from lstm_nlp.tasks.classify.config import ClassifyRecipe
+from lstm_nlp.data.batching import length_batches, pad
 from lstm_nlp.data.corpora import LabeledText
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.tasks.base import LossOutput, inference
@@ -57,22 +57,6 @@ def clip(encoded: list[list[int]], eos_id: int, max_tokens: int, long_text: str
     return out
 
 
-def length_batches(lengths: list[int], batch_size: int, seed: int, epoch: int
-                   ) -> list[list[int]]:
-    """Shuffle, sort pools of 50 batches by length (little padding), cut, shuffle the batches.
-    Depends only on (seed, epoch), so resume replays it."""
-    rng = random.Random(seed * 1_000_003 + epoch)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start: start + pool], key=lambda i: lengths[i])
-        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
 @dataclass
 class ClassBatch:
     ids: torch.Tensor      # (T, B) right-padded with the pad id
@@ -81,11 +65,8 @@ class ClassBatch:
 
 
 def collate(seqs: list[list[int]], labels: list[int], pad_id: int) -> ClassBatch:
-    lengths = torch.tensor([len(s) for s in seqs])
-    ids = torch.full((int(lengths.max()), len(seqs)), pad_id, dtype=torch.long)
-    for j, s in enumerate(seqs):
-        ids[: len(s), j] = torch.tensor(s)
-    return ClassBatch(ids, lengths, torch.tensor(labels))
+    ids, lengths = pad(seqs, pad_id)                                             # (B, T)
+    return ClassBatch(ids.t().contiguous(), lengths, torch.tensor(labels))        # (T, B)
 
 
 class ClassificationTask:

@@ -20,7 +20,8 @@ from lstm_nlp.tasks.classify.task import (ClassificationTask, class_names, encod
                                      predict)
 from lstm_nlp.tasks.classify.model import Classifier, build_classifier
 from lstm_nlp.tasks.classify.config import ClassifyRecipe
-from lstm_nlp.data.corpora import LabeledText, hold_out, load_labeled_file, load_labeled_split
+from lstm_nlp.data.corpora import (LabeledText, load_labeled_file, load_labeled_split,
+                                   split_off_validation)
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.tasks.base import EvalRequest
 from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
@@ -35,16 +36,10 @@ def _splits(recipe: ClassifyRecipe) -> tuple[LabeledText, LabeledText]:
     if d.valid:
         valid = load_labeled_split(d, d.valid)
     else:
-        keep, held = hold_out(len(train), d.valid_fraction, recipe.seed, train.origin)
-        pick = lambda rows: LabeledText([train.texts[i] for i in rows],  # noqa: E731
-                                        [train.labels[i] for i in rows], train.origin)
-        train, valid = pick(keep), pick(held)
-        valid.origin = f"{valid.origin} (held-out {d.valid_fraction:.0%})"
+        train, valid = split_off_validation(train, d.valid_fraction, recipe.seed)
     if d.max_train_examples and d.max_train_examples < len(train):  # a seeded random subset
-        keep = sorted(random.Random(recipe.seed + 1).sample(range(len(train)),
-                                                            d.max_train_examples))
-        train = LabeledText([train.texts[i] for i in keep], [train.labels[i] for i in keep],
-                            train.origin)
+        train = train.subset(sorted(random.Random(recipe.seed + 1).sample(
+            range(len(train)), d.max_train_examples)))
     return train, valid
 
 
@@ -188,8 +183,6 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
     precision, out_dir = request.precision, request.out_dir
     if split is not None and input_path is not None:
         raise ConfigError("give either --split or --input, not both")
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
     recipe = members[0][2]
     if input_path is not None:
         data, name = load_labeled_file(input_path, recipe.data), Path(input_path).name
@@ -226,8 +219,6 @@ def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, s
     classes, recipe = members[0][0].classes, members[0][2]
     batch_size = batch_size or recipe.eval.batch_size
     precision = precision or recipe.train.precision
-    if batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(batch_size * 16, 1024)):
         for row in ensemble_probs(members, lines, batch_size, precision).tolist():

@@ -8,12 +8,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from lstm_nlp.data.batching import pad
+from lstm_nlp.data.tokenizer import PAD_ID
+
 from lstm_nlp.tasks.lm.config import LMModelConfig
 from lstm_nlp.nn.kernels.matmul import Linear
 from lstm_nlp.tasks.base import LossOutput
 from lstm_nlp.nn.kernels.output_loss import output_loss
-from lstm_nlp.nn.regularization import (activation_penalty, embedding_dropout, locked_dropout,
-                                     standard_dropout, weight_dropped_lstm)
+from lstm_nlp.nn.regularization import (activation_penalty, embedding_dropout, lstm_layer_sizes,
+                                        sequence_dropout, weight_dropped_lstm)
 
 State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h (1, B, H_l), c (1, B, H_l)
 
@@ -25,8 +28,7 @@ class LanguageModel(nn.Module):
                  weight_drop: float):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, emb_size)
-        # With tying, the last layer has emb_size units so that its output meets the embeddings.
-        sizes = [emb_size] + [hidden_size] * (layers - 1) + [emb_size if tie_weights else hidden_size]
+        sizes = lstm_layer_sizes(emb_size, hidden_size, layers, tie_weights)
         self.lstms = nn.ModuleList(nn.LSTM(sizes[i], sizes[i + 1]) for i in range(layers))
         self.output = Linear(sizes[-1], vocab_size)
         if init_range:  # Zaremba et al.: every parameter uniform in [-r, r]
@@ -43,9 +45,7 @@ class LanguageModel(nn.Module):
                  torch.zeros(1, batch_size, lstm.hidden_size)) for lstm in self.lstms]
 
     def _drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        if self.locked:
-            return locked_dropout(x, p, self.training)
-        return standard_dropout(x, p, self.training)
+        return sequence_dropout(x, p, self.training, self.locked)
 
     def forward(self, ids: torch.Tensor, state: State
                 ) -> tuple[torch.Tensor, State, torch.Tensor]:
@@ -78,11 +78,8 @@ class LanguageModel(nn.Module):
     def prime(self, seqs: list[list[int]]) -> tuple[torch.Tensor, State]:
         """Run prompts of different lengths (each non-empty) in one packed batch (eval mode):
         -> logits (B, V) for the token after each prompt, and the state after it."""
-        lengths = torch.tensor([len(s) for s in seqs])
-        ids = torch.zeros(int(lengths.max()), len(seqs), dtype=torch.long)       # (T, B)
-        for j, s in enumerate(seqs):
-            ids[: len(s), j] = torch.tensor(s)
-        x = pack_padded_sequence(self.embedding(ids), lengths, enforce_sorted=False)
+        ids, lengths = pad(seqs, PAD_ID)                                         # (B, T)
+        x = pack_padded_sequence(self.embedding(ids.t()), lengths, enforce_sorted=False)
         state = []
         for lstm in self.lstms:
             x, layer_state = lstm(x)          # packed in, packed out; h_n at each true end

@@ -14,9 +14,10 @@ from lstm_nlp.tasks.lm import sampling
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.training import runtime
 from lstm_nlp.tasks.lm.config import LMRecipe
-from lstm_nlp.data.corpora import TextLines, hold_out, load_text_file, load_text_split, read_lines
+from lstm_nlp.data.corpora import (TextLines, load_text_file, load_text_split, read_lines,
+                                   split_off_validation)
 from lstm_nlp.errors import ConfigError, DataError
-from lstm_nlp.tasks.base import EvalRequest
+from lstm_nlp.tasks.base import EvalRequest, overridden
 from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
 from lstm_nlp.tasks.lm.task import LanguageModelTask, stream_nll, token_stream
 from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
@@ -57,10 +58,7 @@ def _splits(recipe: LMRecipe) -> tuple[TextLines, TextLines]:
                       " + ".join(part.origin for part in parts))
     if d.valid:
         return train, load_text_split(d, d.valid)
-    keep, held = hold_out(len(train), d.valid_fraction, recipe.seed, train.origin)
-    pick = lambda rows, origin: TextLines([train.lines[i] for i in sorted(rows)], origin)  # noqa: E731
-    return (pick(keep, train.origin),
-            pick(held, f"{train.origin} (held-out {d.valid_fraction:.0%})"))
+    return split_off_validation(train, d.valid_fraction, recipe.seed)
 
 
 def _unk_rate(tok: Tokenizer, ids: torch.Tensor) -> float:
@@ -139,8 +137,6 @@ def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRec
     else:
         name = split_name(recipe, split or "test")
         text = _splits(recipe)[1] if name == HELD_OUT else load_text_split(recipe.data, name)
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
     result = _perplexity(model, tok, text, batch_size or recipe.eval.batch_size, recipe,
                          precision)
     result["checkpoint"] = str(checkpoint.resolve(model_path))
@@ -160,16 +156,10 @@ def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
     runtime.tune_allocator()
     model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate")
     g = recipe.generate
-    opts = sampling.SampleOptions(
-        g.max_tokens if max_tokens is None else max_tokens,
-        g.temperature if temperature is None else temperature,
-        g.top_k if top_k is None else top_k, g.top_p if top_p is None else top_p,
-        g.batch_size if batch_size is None else batch_size, seed,
-        precision or recipe.train.precision)
-    if opts.max_tokens < 1 or opts.temperature < 0 or opts.top_k < 0 or opts.batch_size < 1 \
-            or not 0.0 < opts.top_p <= 1.0:
-        raise ConfigError("--max-tokens and --batch-size must be >= 1, --temperature and "
-                          "--top-k >= 0, --top-p in (0, 1]")
+    opts = overridden(sampling.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p,
+                                             g.batch_size, seed, recipe.train.precision),
+                      max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                      batch_size=batch_size, precision=precision)
     generator = torch.Generator().manual_seed(seed)
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 512)):

@@ -15,7 +15,7 @@ from lstm_nlp.training import runtime
 from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
 from lstm_nlp.errors import ConfigError, DataError
-from lstm_nlp.tasks.base import EvalRequest
+from lstm_nlp.tasks.base import EvalRequest, overridden
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.data.textio import read_input_lines, report_folder, split_name
 from lstm_nlp.data.tokenizer import TokenizerPair, train_or_load
@@ -68,14 +68,10 @@ def decode_options(recipe: TranslateRecipe, beam: int | None = None, length_pena
                     precision: str | None = None) -> DecodeOptions:
     """Command-line values where given, else the recipe's (precision: the training precision)."""
     d = recipe.decode
-    opts = DecodeOptions(d.beam_size if beam is None else beam,
-                         d.length_penalty if length_penalty is None else length_penalty,
-                         d.max_len_ratio if max_len_ratio is None else max_len_ratio,
-                         d.batch_size if batch_size is None else batch_size,
-                         recipe.train.precision if precision is None else precision)
-    if opts.beam_size < 1 or opts.batch_size < 1 or opts.max_len_ratio <= 0:
-        raise ConfigError("--beam and --batch-size must be >= 1, --max-len-ratio > 0")
-    return opts
+    return overridden(DecodeOptions(d.beam_size, d.length_penalty, d.max_len_ratio,
+                                    d.batch_size, recipe.train.precision),
+                      beam_size=beam, length_penalty=length_penalty,
+                      max_len_ratio=max_len_ratio, batch_size=batch_size, precision=precision)
 
 
 def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
