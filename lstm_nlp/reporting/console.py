@@ -13,6 +13,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from lstm_nlp.reporting import markdown
+
 console = Console(stderr=True, highlight=False)
 if not console.is_terminal:  # logs and CI: wide enough for the metric table on one line
     console.width = max(console.width, 120)
@@ -99,15 +101,13 @@ def truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def curve_table_md(rows: list[dict[str, Any]]) -> str:
+def curve_table_md(rows: list[dict[str, Any]], unit: str) -> str:
+    """The validation rows of metrics.jsonl as a Markdown table (throughput in `unit`/s)."""
     if not rows:
         return "_no validation yet_\n"
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    lines = ["| " + " | ".join(h for _, h, _ in cols) + " |",
-             "|" + "---:|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(_fmt(f, r.get(k)) for k, _, f in cols) + " |")
-    return "\n".join(lines) + "\n"
+    header = [f"{unit}/s" if key == "tokens_per_s" else h for key, h, _ in cols]
+    return markdown.table(header, ([_fmt(f, r.get(k)) for k, _, f in cols] for r in rows))
 
 
 def print_scores(title: str, scores: dict[str, Any]) -> None:

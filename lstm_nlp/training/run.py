@@ -110,6 +110,6 @@ def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResu
           f"precision {recipe.train.precision}.\n",
           f"Best validation {recipe.train.early_stopping_metric}: {s.best_score:.4g} at step "
           f"{s.best_step} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
-          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows), *test_md]
+          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit), *test_md]
     (run_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
     reporting.info(f"report: {run_dir / 'report.md'}")

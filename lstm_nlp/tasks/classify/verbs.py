@@ -15,6 +15,7 @@ import torch
 from lstm_nlp.training import checkpoint
 from lstm_nlp import metrics
 from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import markdown
 from lstm_nlp.training import runtime
 from lstm_nlp.tasks.classify.task import (ClassificationTask, class_names, encode_texts, label_ids,
                                      predict)
@@ -129,17 +130,14 @@ def _scores_md(r: dict) -> str:
     lines = [f"## Classification: {r['data']}\n",
              f"**accuracy {r['accuracy']:.2%}**, macro-F1 {r['macro_f1']:.2%}, {r['texts']:,} "
              f"texts, {r['texts_per_s']:,.0f} texts/s ({r['precision']})\n",
-             "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    for name in classes:
-        c = r["per_class"][name]
-        lines.append(f"| {name} | {c['precision']:.2%} | {c['recall']:.2%} | {c['f1']:.2%} | "
-                     f"{c['support']:,} |")
-    lines += ["", "Confusion matrix (rows: true class, columns: predicted class):\n",
-              "| true \\ predicted | " + " | ".join(classes) + " |",
-              "|---|" + "---:|" * len(classes)]
-    for name, row in zip(classes, r["confusion"]):
-        lines.append(f"| {name} | " + " | ".join(f"{v:,}" for v in row) + " |")
-    return "\n".join(lines) + "\n"
+             markdown.table(["class", "precision", "recall", "F1", "support"], (
+                 [name, *(f"{r['per_class'][name][k]:.2%}" for k in ("precision", "recall", "f1")),
+                  f"{r['per_class'][name]['support']:,}"] for name in classes)),
+             "Confusion matrix (rows: true class, columns: predicted class):\n",
+             markdown.table(["true \\ predicted", *classes],
+                            ([name, *(f"{v:,}" for v in row)]
+                             for name, row in zip(classes, r["confusion"])))]
+    return "\n".join(lines)
 
 
 def _errors_md(data: LabeledText, probs: torch.Tensor, classes: list[str], n: int) -> str:

@@ -12,6 +12,7 @@ import torch
 from lstm_nlp.training import checkpoint
 from lstm_nlp.tasks.lm import sampling
 from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import markdown
 from lstm_nlp.training import runtime
 from lstm_nlp.tasks.lm.config import LMRecipe
 from lstm_nlp.data.corpora import (TextLines, load_text_file, load_text_split, read_lines,
@@ -109,10 +110,11 @@ def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_siz
 
 def _perplexity_md(r: dict) -> str:
     return (f"## Perplexity: {r['data']}\n\n"
-            f"| metric | value |\n|---|---:|\n| perplexity | **{r['ppl']:.2f}** |\n"
-            f"| bits per token | {r['bits_per_token']:.4f} |\n| mean NLL | {r['nll']:.4f} |\n"
-            f"| next-token accuracy | {r['accuracy']:.2%} |\n| tokens | {r['tokens']:,} |\n"
-            f"| unknown tokens | {r['unk_rate']:.2%} |\n| tokens/s | {r['tokens_per_s']:,.0f} |\n\n"
+            + markdown.metric_table({
+                "perplexity": f"**{r['ppl']:.2f}**", "bits per token": f"{r['bits_per_token']:.4f}",
+                "mean NLL": f"{r['nll']:.4f}", "next-token accuracy": f"{r['accuracy']:.2%}",
+                "tokens": f"{r['tokens']:,}", "unknown tokens": f"{r['unk_rate']:.2%}",
+                "tokens/s": f"{r['tokens_per_s']:,.0f}"}) + "\n"
             f"{r['lines']:,} lines, batch size {r['batch_size']}, bptt {r['bptt']}, "
             f"{r['precision']}\n")
 

@@ -11,6 +11,7 @@ import torch
 
 from lstm_nlp.training import checkpoint
 from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import markdown
 from lstm_nlp.training import runtime
 from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
@@ -153,9 +154,10 @@ def _eval_markdown(result: dict, samples: list[dict[str, str]]) -> str:
             f"checkpoint `{result.get('checkpoint', '')}`, {result['sentences']} sentences, "
             f"beam {result['beam_size']}, length penalty {result['length_penalty']}, "
             f"{result['precision']}\n\n"
-            f"| metric | value |\n|---|---:|\n| BLEU | {result['bleu']:.2f} |\n"
-            f"| chrF | {result['chrf']:.2f} |\n| perplexity | {result['ppl']:.3f} |\n"
-            f"| token accuracy | {result['token_accuracy']:.2%} |\n"
-            f"| sentences/s | {result['sentences_per_s']:.1f} |\n\n"
+            + markdown.metric_table({
+                "BLEU": f"{result['bleu']:.2f}", "chrF": f"{result['chrf']:.2f}",
+                "perplexity": f"{result['ppl']:.3f}",
+                "token accuracy": f"{result['token_accuracy']:.2%}",
+                "sentences/s": f"{result['sentences_per_s']:.1f}"}) + "\n"
             f"BLEU: `{result['bleu_detail']}`\n\nsacrebleu signatures: `{result['bleu_signature']}`"
             f", `{result['chrf_signature']}`\n\n## Samples\n\n{_samples_md(samples)}")
