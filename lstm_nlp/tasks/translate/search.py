@@ -64,7 +64,6 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
     sent, limits = torch.arange(B0), limits0                # original index of active sentences
     for t in range(L):
         B = sent.numel()
-        batch_rows = torch.arange(B)
         logp, enc, _ = model.decode_step(prev, enc)                             # (B*K, V)
         V = logp.size(-1)
         cand = (scores.unsqueeze(-1) + logp.view(B, K, V)).view(B, K * V)       # (B, K*V)
@@ -73,17 +72,8 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
         last = (t + 1) >= limits                                                # (B,)
         ends = ((token == eos_id) | last.unsqueeze(1)) & (top_scores > float("-inf"))
         penalty = ((5.0 + t + 1) / 6.0) ** length_penalty  # length t tokens + EOS
-        for j in range(min(K, top_scores.size(1))):  # finishing: among the K best only
-            fin = ends[:, j]
-            if not bool(fin.any()):
-                continue
-            norm = top_scores[:, j] / penalty
-            better = fin & (norm > best_score)
-            if bool(better.any()):
-                seq = torch.cat([history[batch_rows, origin[:, j]], token[:, j:j + 1]], 1)
-                best_tokens[better, : t + 1] = seq[better]
-                best_score = torch.where(better, norm, best_score)
-            n_finished += fin.long()
+        best_score = _finish(top_scores[:, :K] / penalty, ends[:, :K], history, origin, token,
+                             best_score, best_tokens, n_finished)
         done = (n_finished >= K) | last                                         # (B,)
         if bool(done.any()):
             result[sent[done]] = best_tokens[done]
@@ -107,6 +97,27 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_lengths: torch.Tenso
         enc = enc.select_state(kept_rows)                                       # rows of B'*K
         prev = new_token[keep].view(-1)
     return [_cut(seq, eos_id, int(n)) for seq, n in zip(result.tolist(), limits0)]
+
+
+def _finish(norm: torch.Tensor, ends: torch.Tensor, history: torch.Tensor, origin: torch.Tensor,
+            token: torch.Tensor, best_score: torch.Tensor, best_tokens: torch.Tensor,
+            n_finished: torch.Tensor) -> torch.Tensor:
+    """Hypotheses that end among the K best candidates (`ends`, (B, K); `norm`: their
+    length-normalised scores) count as finished; each sentence keeps its best one in
+    `best_tokens` (B, L) (updated in place, as is `n_finished` (B,)). -> the new best scores."""
+    rows = torch.arange(norm.size(0))
+    t = history.size(-1)
+    for j in range(norm.size(1)):  # candidate rank j, best first
+        fin = ends[:, j]
+        if not bool(fin.any()):
+            continue
+        better = fin & (norm[:, j] > best_score)
+        if bool(better.any()):
+            seq = torch.cat([history[rows, origin[:, j]], token[:, j:j + 1]], 1)  # (B, t+1)
+            best_tokens[better, : t + 1] = seq[better]
+            best_score = torch.where(better, norm[:, j], best_score)
+        n_finished += fin.long()
+    return best_score
 
 
 def _cut(seq: list[int], eos_id: int, limit: int) -> list[int]:
