@@ -1,3 +1,3 @@
-from lstm_nlp.cli.app import main
+from lstm_nlp.cli import main
 
 main()

@@ -162,3 +162,18 @@ def test_numeric_options_are_checked_before_the_model_loads(args, option):
     result = runner.invoke(app, [args[0], "-m", "no-such-run", *args[1:]])
     assert result.exit_code == 2
     assert option in result.output and "not found" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["translate", "-m", "x", "--beam", "0"], "Invalid value for '--beam'"),
+    (["translate", "--bogus"], "No such option: --bogus"),
+    (["train"], "Missing argument 'recipe'"),
+    (["nosuchverb"], "No such command 'nosuchverb'"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, message):
+    """The installed command (not CliRunner): Click's framed box becomes one line."""
+    done = subprocess.run([sys.executable, "-m", "lstm_nlp", *args], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], done.stderr

@@ -93,4 +93,18 @@ def output_stream(output: Optional[Path]):
 
 
 def main() -> None:
-    app()
+    """The console entry point. A malformed command line (unknown option, missing argument,
+    value out of range) is a usage error: one line naming the problem, exit code 2 (Click's
+    convention), instead of Click's framed box."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:  # Ctrl-C while Click was still parsing
+        sys.exit(130)
+    except typer.TyperException as e:  # Click's errors (Typer vendors Click): UsageError & co
+        from lstm_nlp.reporting.console import error
+
+        ctx, message = getattr(e, "ctx", None), e.format_message()
+        if message:  # empty after `lstm-nlp` alone, which printed the help
+            error(message + (f" (see: {ctx.command_path} --help)" if ctx is not None else ""))
+        sys.exit(getattr(e, "exit_code", 1))
+    sys.exit(code or 0)
