@@ -177,3 +177,14 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], done.stderr
+
+
+def test_file_system_refusals_are_one_line_naming_the_path(trained_run, tmp_path):
+    cases = [(["-i", str(tmp_path / "missing.txt")], "missing.txt: No such file or directory"),
+             (["-i", str(tmp_path)], "Is a directory"),
+             (["-o", str(tmp_path / "no" / "out.txt")], "No such file or directory")]
+    for args, message in cases:
+        result = runner.invoke(app, ["translate", "-m", str(trained_run), *args], input="a\n")
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -39,7 +39,8 @@ def positive(value: float | None) -> float | None:
 
 
 def boundary(fn):
-    """Catch domain errors once, here: one line on stderr, exit 1 (130 for Ctrl-C)."""
+    """Catch domain errors and what the operating system refuses once, here: one line on
+    stderr, exit 1 (130 for Ctrl-C)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -61,6 +62,9 @@ def boundary(fn):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0) from None
+        except OSError as e:  # what the operating system refused: a path and its reason
+            error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
+            raise typer.Exit(1) from None
 
     return wrapper
 
