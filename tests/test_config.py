@@ -41,6 +41,9 @@ def test_shipped_recipes_load_and_comment_every_key(path):
     ({"model": {"enc_layers": True}}, "model.enc_layers: expected an integer, got True"),
     ({"data": {"src_lang": None}}, "data.src_lang: expected a string, got None"),
     ({"model": {"zzz": 1}}, "unknown key 'model.zzz'; valid keys: emb_size, hidden_size"),
+    ({"train": {"average_decay": 1e-4}}, "train.average_decay: 0.0001 keeps almost only the "
+     "latest weights; this is the decay d of avg <- d*avg + (1-d)*w (0.999-0.9999 typical); "
+     "OpenNMT-py's average_decay 0.0001 is 1 - d, i.e. 0.9999 here"),
 ])
 def test_bad_recipe_values_name_the_key(tmp_path, change, message):
     recipe = tiny_recipe(tmp_path)
@@ -52,6 +55,12 @@ def test_bad_recipe_values_name_the_key(tmp_path, change, message):
     with pytest.raises(ConfigError) as e:
         load_recipe(write_recipe(tmp_path / "r.yaml", recipe))
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("decay", [0, 0.999])
+def test_average_decay_off_or_a_decay_loads(tmp_path, decay):
+    path = write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path, train={"average_decay": decay}))
+    assert load_recipe(path).train.average_decay == decay
 
 
 def test_yaml_values_read_as_the_key_expects(tmp_path):

@@ -104,6 +104,9 @@ class TrainConfig(Section):
     min_lr: Number = Field(1e-5, ge=0.0)
     layer_lr_decay: Number = Field(1.0, ge=1.0)
     gradual_unfreezing: bool = False
+    # > 0: validate, keep (best.pt) and test an exponential moving average of the weights,
+    # avg <- d*avg + (1-d)*w with d = average_decay (0.999 to 0.9999 typical). OpenNMT-py's
+    # average_decay is 1 - d (its 1e-4 is 0.9999 here), hence no d below 0.5
     average_decay: Number = Field(0.0, ge=0.0, le=0.99999)
     valid_every: int = Field(500, ge=0)
     early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "loss"
@@ -120,4 +123,16 @@ class TrainConfig(Section):
         if self.gradual_unfreezing and not self.max_epochs:
             raise ValueError("train.gradual_unfreezing: unfreezes one layer group per epoch; "
                              "set train.max_epochs")
+        return self
+
+    @model_validator(mode="after")
+    def _average_decay_is_d(self) -> TrainConfig:
+        """A value copied from an OpenNMT-py config (1 - d, e.g. 1e-4) would silently average
+        almost nothing: refused, with the conversion, rather than misread."""
+        d = self.average_decay
+        if 0 < d < 0.5:
+            raise ValueError(
+                f"train.average_decay: {d} keeps almost only the latest weights; this is the "
+                "decay d of avg <- d*avg + (1-d)*w (0.999-0.9999 typical); OpenNMT-py's "
+                f"average_decay {d} is 1 - d, i.e. {1 - d:g} here")
         return self
