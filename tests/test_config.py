@@ -4,6 +4,7 @@ import pytest
 
 from lstm_nlp.config import load_recipe
 from lstm_nlp.errors import ConfigError
+from lstm_nlp.tasks.translate.config import TranslateModelConfig
 from conftest import tiny_recipe, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,19 @@ def test_shipped_recipes_load_and_comment_every_key(path):
     ({"train": {"max_steps": 0}}, "set at least one limit"),
     ({"task": "summarize"}, "task: must be one of translate, lm, classify, chain; got 'summarize'"),
     ({"model": 3}, "model: expected a section (mapping), got 3"),
+    ({"train": {"lr": 0}}, "train.lr: must be > 0"),
+    ({"train": {"max_steps": -1}}, "train.max_steps: must be >= 0, got -1"),
+    ({"train": {"cut_frac": 1.5}}, "train.cut_frac: must be between 0.0 and 0.99, got 1.5"),
+    ({"tokenizer": {"vocab_size": 8}}, "tokenizer.vocab_size: must be >= 16, got 8"),
+    ({"tokenizer": {"type": "word", "vocab_size": -1}}, "tokenizer.vocab_size: must be >= 0"),
+    ({"decode": {"max_len_ratio": 0}}, "decode.max_len_ratio: must be > 0.0, got 0.0"),
+    ({"model": {"bidirectional": 1}}, "model.bidirectional: expected true or false, got 1"),
+    ({"model": {"enc_layers": True}}, "model.enc_layers: expected an integer, got True"),
+    ({"data": {"src_lang": None}}, "data.src_lang: expected a string, got None"),
+    ({"model": {"zzz": 1}}, "unknown key 'model.zzz'; valid keys: emb_size, hidden_size"),
+    ({"train": {"average_decay": 1e-4}}, "train.average_decay: 0.0001 keeps almost only the "
+     "latest weights; this is the decay d of avg <- d*avg + (1-d)*w (0.999-0.9999 typical); "
+     "OpenNMT-py's average_decay 0.0001 is 1 - d, i.e. 0.9999 here"),
 ])
 def test_bad_recipe_values_name_the_key(tmp_path, change, message):
     recipe = tiny_recipe(tmp_path)
@@ -41,6 +55,27 @@ def test_bad_recipe_values_name_the_key(tmp_path, change, message):
     with pytest.raises(ConfigError) as e:
         load_recipe(write_recipe(tmp_path / "r.yaml", recipe))
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("decay", [0, 0.999])
+def test_average_decay_off_or_a_decay_loads(tmp_path, decay):
+    path = write_recipe(tmp_path / "r.yaml", tiny_recipe(tmp_path, train={"average_decay": decay}))
+    assert load_recipe(path).train.average_decay == decay
+
+
+def test_yaml_values_read_as_the_key_expects(tmp_path):
+    recipe = tiny_recipe(tmp_path, train={"lr": "1e-3", "max_minutes": 2}, data={"src_lang": 1})
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", {**recipe, "model": None}))
+    assert recipe.train.lr == 0.001 and recipe.train.max_minutes == 2.0
+    assert isinstance(recipe.train.max_minutes, float) and recipe.data.src_lang == "1"
+    assert recipe.model == TranslateModelConfig()  # `model:` with every key commented out
+
+
+def test_a_missing_section_meets_the_rules_of_an_empty_one(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    del recipe["train"]
+    with pytest.raises(ConfigError, match="set at least one limit"):
+        load_recipe(write_recipe(tmp_path / "r.yaml", recipe))
 
 
 def test_overrides_go_through_the_same_checks(tmp_path):

@@ -1,26 +1,35 @@
 """Recipes: YAML -> typed, frozen, strict configuration.
 
 The `task` key picks the recipe class (TranslateRecipe, LMRecipe, ClassifyRecipe, ChainRecipe),
-and with it the sections and keys that are valid. Every section is a frozen dataclass that owns
-its defaults. `load_recipe` refuses unknown keys (naming the key path and the nearest valid key),
-checks every type and range, and applies `--set a.b=c` overrides through the very same checks.
-Priority: --set > recipe file > default.
+and with it the sections and keys that are valid. Every section is a frozen pydantic model that
+declares its keys, types, ranges and cross-field rules. `load_recipe` refuses unknown keys
+(naming the key path and the nearest valid key), checks every type and range, and applies
+`--set a.b=c` overrides through the very same checks; pydantic's errors become one line in a
+recipe author's words. Priority: --set > recipe file > default.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from lstm_nlp.errors import ConfigError
 
 Recipe = Any  # an instance of one task's recipe class (see lstm_nlp.tasks.registry)
+
+# pydantic error type -> what the key expects, for "model.dropout: expected a number, got 'high'"
+_EXPECTED = {"bool_type": "true or false", "int_type": "an integer", "float_type": "a number",
+             "string_type": "a string", "list_type": "a list",
+             "model_type": "a section (mapping)", "dict_type": "a section (mapping)"}
+_RANGE = ("greater_than", "greater_than_equal", "less_than_equal")  # Field(gt=, ge=, le=)
+_UNKNOWN = ("extra_forbidden", "invalid_key")  # invalid_key: a key that is not text (`1: x`)
 
 
 def recipe_classes() -> dict[str, type]:
@@ -63,7 +72,10 @@ def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
     cls = recipe_classes().get(raw["task"]) if isinstance(raw["task"], str) else None
     if cls is None:
         raise ConfigError(f"task: must be one of {tasks}; got {_show(raw['task'])}")
-    return _build(cls, raw, "")
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(cls, e)) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -102,72 +114,66 @@ def _deep_copy(d: Any) -> Any:
     return d
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    section = prefix.rstrip(".") or "recipe"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{section}: expected a section (mapping), got {_show(raw)}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f"; did you mean '{prefix}{near[0]}'?" if near else \
-                f"; valid keys: {', '.join(names)}"
-            raise ConfigError(f"unknown key '{prefix}{key}'{hint}")
-    values = {}
-    for name in names:
-        if name in raw:
-            values[name] = _convert(hints[name], raw[name], prefix + name)
-    try:
-        obj = cls(**values)
-    except TypeError as e:  # a required field is missing
-        raise ConfigError(f"{section}: {e}") from None
-    obj.check(prefix)
-    return obj
+def _explain(cls: type[BaseModel], error: ValidationError) -> str:
+    """One error is enough to fix; an unknown key goes first, as a typo explains the others."""
+    first = min(error.errors(), key=lambda e: e["type"] not in _UNKNOWN)
+    return _message(cls, first)
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, path + ".")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{path}: must be one of {', '.join(map(str, choices))}; "
-                              f"got {_show(value)}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _convert(args[0], value, path)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {_show(value)}")
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {_show(value)}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {_show(value)}")
-        return value
-    raise TypeError(f"unsupported recipe type {tp} at {path}")  # programming error
+def _message(cls: type[BaseModel], error: ErrorDetails) -> str:
+    """One pydantic error in the words of the recipe: its key path, what it expects, the value."""
+    kind, loc, value = error["type"], error["loc"], error.get("input")
+    path = _key_path(loc)
+    if kind == "value_error":  # a cross-field rule: its message names its keys
+        return str(error["ctx"]["error"])
+    if kind in _UNKNOWN:
+        return _unknown_key(_section(cls, loc[:-1]), loc)
+    if kind == "literal_error":
+        choices = ", ".join(map(str, typing.get_args(_field(cls, loc).annotation)))
+        return f"{path}: must be one of {choices}; got {_show(value)}"
+    if kind in _EXPECTED:
+        return f"{path or 'recipe'}: expected {_EXPECTED[kind]}, got {_show(value)}"
+    if kind in _RANGE:
+        return f"{path}: {_range(_field(cls, loc))}, got {value}"
+    return f"{path or 'recipe'}: {error['msg']}"
+
+
+def _unknown_key(section: type[BaseModel], loc: tuple) -> str:
+    prefix = "".join(f"{key}." for key in loc[:-1])
+    names = list(section.model_fields)
+    near = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
+    hint = f"did you mean '{prefix}{near[0]}'?" if near else f"valid keys: {', '.join(names)}"
+    return f"unknown key '{prefix}{loc[-1]}'; {hint}"
+
+
+def _range(field: FieldInfo) -> str:
+    """Both bounds when the key has both ("between 0.0 and 0.99"), else the one it has."""
+    bound = {op: getattr(m, op) for m in field.metadata for op in ("gt", "ge", "le")
+             if hasattr(m, op)}
+    if "ge" in bound and "le" in bound:
+        return f"must be between {bound['ge']} and {bound['le']}"
+    if "gt" in bound:
+        return f"must be > {bound['gt']}"
+    if "ge" in bound:
+        return f"must be >= {bound['ge']}"
+    return f"must be <= {bound['le']}"
+
+
+def _section(cls: type[BaseModel], keys: tuple) -> type[BaseModel]:
+    """The section class at a key path (`('model',)` -> the recipe's model section class)."""
+    for key in keys:
+        cls = cls.model_fields[key].annotation
+    return cls
+
+
+def _field(cls: type[BaseModel], loc: tuple) -> FieldInfo:
+    """The declaration of the key at `loc`: its choices, its bounds."""
+    return _section(cls, loc[:-1]).model_fields[loc[-1]]
+
+
+def _key_path(loc: tuple) -> str:
+    """('eval', 'prompts', 1) -> 'eval.prompts[1]'."""
+    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in loc).lstrip(".")
 
 
 def _show(value: Any) -> str:

@@ -6,7 +6,6 @@ Every problem with the input is a `DataError` that names the file, and the line 
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import random
 from dataclasses import dataclass
@@ -149,7 +148,7 @@ def load_text_file(path: Path, cfg: LMDataConfig) -> TextLines:
     fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl",
            "parquet": "parquet"}.get(ext)
     if fmt:
-        local = dataclasses.replace(cfg, format=fmt, dir=str(path.parent))
+        local = cfg.model_copy(update={"format": fmt, "dir": str(path.parent)})
         ds, origin = _load_with_datasets(local, stem)
         text = TextLines(_column(ds, cfg.text_column, origin), origin)
     else:
@@ -197,7 +196,7 @@ def load_labeled_file(path: Path, cfg: ClassifyDataConfig) -> LabeledText:
            "parquet": "parquet"}.get(name.rsplit(".", 1)[-1], cfg.format)
     if fmt not in EXTENSIONS:
         raise DataError(f"{path}: give a .tsv, .csv, .jsonl or .parquet file")
-    local = dataclasses.replace(cfg, format=fmt, dir=str(path.parent))
+    local = cfg.model_copy(update={"format": fmt, "dir": str(path.parent)})
     return load_labeled_split(local, name.rsplit(".", 1)[0])
 
 

@@ -5,29 +5,31 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
+from pydantic import Field, model_validator
+
 from lstm_nlp.config import load_recipe
-from lstm_nlp.config.sections import RecipeMethods
+from lstm_nlp.config.sections import Section, Text
 from lstm_nlp.errors import ConfigError
 from lstm_nlp.reporting import console as reporting
 
 
-@dataclass(frozen=True)
-class ChainRecipe(RecipeMethods):
+class ChainRecipe(Section):
     """Recipes trained one after the other in one run folder (`<run>/<stage name>/`); each stage
     after the first starts from the one before (its model.init_from is set to it): ULMFiT's
     general LM -> target-domain LM -> classifier. Paths are relative to the chain recipe."""
     task: Literal["chain"]
-    name: str = ""
+    name: Text = ""
     seed: int = 1
-    stages: list[str] = field(default_factory=list)
+    stages: list[Text] = Field(default_factory=list)
 
-    def check(self, p: str) -> None:
+    @model_validator(mode="after")
+    def _two_stages(self) -> ChainRecipe:
         if len(self.stages) < 2:
-            raise ConfigError("stages: a chain needs at least two recipe files")
+            raise ValueError("stages: a chain needs at least two recipe files")
+        return self
 
 
 def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: Path,

@@ -69,10 +69,9 @@ def load_data(recipe_path: Path):
 
 def time_tool(recipe, stream, vocab: int, steps: int, precision: str) -> tuple[float, float]:
     """(tokens/s the trainer prints, tokens/s of wall time from step 1 to the last step)."""
-    from dataclasses import replace
-
-    recipe = replace(recipe, train=replace(recipe.train, max_steps=steps, max_epochs=0,
-                                           valid_every=10**9, precision=precision))
+    train = recipe.train.model_copy(update={"max_steps": steps, "max_epochs": 0,
+                                            "valid_every": 10**9, "precision": precision})
+    recipe = recipe.model_copy(update={"train": train})
     torch.manual_seed(0)
     model = build_lm(recipe.model, vocab)
     task = LanguageModelTask(recipe, stream, stream[:1000])
