@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
 import torch
+from pydantic import Field
 from torch import nn
 from typer.testing import CliRunner
 
 from lstm_nlp.cli import app
-from lstm_nlp.config.sections import RecipeMethods, TrainConfig
+from lstm_nlp.config.sections import Section, TrainConfig, section
 from lstm_nlp.tasks import registry
 from lstm_nlp.tasks.base import EvalRequest, LossOutput, inference
 from lstm_nlp.training import checkpoint
@@ -24,32 +24,28 @@ from conftest import write_recipe
 # ---------------------------------------------------------------- the toy task: its recipe
 
 
-@dataclass(frozen=True)
-class ReverseData(RecipeMethods):
-    length: int = 4       # digits per sequence
-    train: int = 512      # generated training sequences
+class ReverseData(Section):
+    length: int = Field(4, ge=1)  # digits per sequence
+    train: int = 512              # generated training sequences
     valid: int = 64
-    test: str = "test"    # the split the run report scores (64 sequences)
+    test: str = "test"            # the split the run report scores (64 sequences)
 
 
-@dataclass(frozen=True)
-class ReverseModel(RecipeMethods):
+class ReverseModel(Section):
     hidden_size: int = 32
 
 
-@dataclass(frozen=True)
 class ReverseTrain(TrainConfig):
     batch_size: int = 32
 
 
-@dataclass(frozen=True)
-class ReverseRecipe(RecipeMethods):
+class ReverseRecipe(Section):
     task: Literal["reverse"]
     name: str = ""
     seed: int = 1
-    data: ReverseData = field(default_factory=ReverseData)
-    model: ReverseModel = field(default_factory=ReverseModel)
-    train: ReverseTrain = field(default_factory=ReverseTrain)
+    data: ReverseData = section()
+    model: ReverseModel = section()
+    train: ReverseTrain = section()
 
 
 # ---------------------------------------------------------------- its model and trainer view
@@ -179,6 +175,14 @@ def test_a_registered_toy_task_trains_and_evaluates_through_the_shared_paths(toy
     assert json.loads((run_dir / "eval-test.json").read_text())["acc"] > 0.9
     result = runner.invoke(app, ["eval", "-m", str(run_dir), "--beam", "3"])
     assert result.exit_code == 1 and "are not for the reverse task" in result.stderr
+
+
+def test_the_toy_recipe_is_checked_like_the_real_ones(toy_task, tmp_path):
+    recipe = write_recipe(tmp_path / "reverse.yaml", {
+        "task": "reverse", "data": {"lenght": 3}, "train": {"max_epochs": 1}})
+    result = CliRunner().invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 1
+    assert "unknown key 'data.lenght'; did you mean 'data.length'?" in result.stderr
 
 
 def test_unregistered_task_is_a_recipe_error(tmp_path):
