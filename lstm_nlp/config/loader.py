@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from lstm_nlp.errors import ConfigError
+from lstm_nlp.tasks import registry
 
 Recipe = Any  # an instance of one task's recipe class (see lstm_nlp.tasks.registry)
 
@@ -30,13 +31,6 @@ _EXPECTED = {"bool_type": "true or false", "int_type": "an integer", "float_type
              "model_type": "a section (mapping)", "dict_type": "a section (mapping)"}
 _RANGE = ("greater_than", "greater_than_equal", "less_than_equal")  # Field(gt=, ge=, le=)
 _UNKNOWN = ("extra_forbidden", "invalid_key")  # invalid_key: a key that is not text (`1: x`)
-
-
-def recipe_classes() -> dict[str, type]:
-    """task name -> recipe class, from the task registry (imported here: it imports us)."""
-    from lstm_nlp.tasks.registry import RECIPES
-
-    return RECIPES
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -66,10 +60,10 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
 def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
     """The `task` key picks the recipe class, and with it the valid sections and keys."""
-    tasks = ", ".join(recipe_classes())
+    tasks = ", ".join(registry.recipe_classes())
     if "task" not in raw:
         raise ConfigError(f"task: missing; the recipe must name its task ({tasks})")
-    cls = recipe_classes().get(raw["task"]) if isinstance(raw["task"], str) else None
+    cls = registry.recipe_classes().get(raw["task"]) if isinstance(raw["task"], str) else None
     if cls is None:
         raise ConfigError(f"task: must be one of {tasks}; got {_show(raw['task'])}")
     try:

@@ -24,10 +24,6 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from lstm_nlp.errors import ConfigError
-from lstm_nlp.tasks.chain import ChainRecipe
-from lstm_nlp.tasks.classify.config import ClassifyRecipe
-from lstm_nlp.tasks.lm.config import LMRecipe
-from lstm_nlp.tasks.translate.config import TranslateRecipe
 
 # early_stopping_metric -> (key in the validation scores, higher is better)
 LOSS_METRICS = {"loss": ("val_loss", False), "ppl": ("val_ppl", False),
@@ -37,7 +33,7 @@ LOSS_METRICS = {"loss": ("val_loss", False), "ppl": ("val_ppl", False),
 @dataclass(frozen=True)
 class TaskSpec:
     name: str                    # the recipe's `task` value
-    recipe: type                 # its recipe class
+    recipe_ref: type | str       # its recipe class, or "module:Class" (imported when needed)
     verbs_module: str            # module with setup, rebuild, test_report, evaluate
     commands_module: str         # module whose COMMANDS are its Typer commands ("": none)
     noun: str                    # "translation": says what a model of this task is
@@ -45,6 +41,10 @@ class TaskSpec:
     unit: str                    # what training throughput counts ("tok", "texts")
     unit_long: str               # the same in reports ("target tokens")
     metrics: dict[str, tuple[str, bool]] = field(default_factory=lambda: dict(LOSS_METRICS))
+
+    @property
+    def recipe(self) -> type:
+        return _resolve(self.recipe_ref)
 
     def api(self) -> ModuleType:
         return importlib.import_module(self.verbs_module)
@@ -56,21 +56,36 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in [
-    TaskSpec("translate", TranslateRecipe, "lstm_nlp.tasks.translate.verbs",
+    TaskSpec("translate", "lstm_nlp.tasks.translate.config:TranslateRecipe",
+             "lstm_nlp.tasks.translate.verbs",
              "lstm_nlp.tasks.translate.commands", "translation",
              ("translate", "eval"), "tok", "target tokens",
              {**LOSS_METRICS, "bleu": ("val_bleu", True)}),
-    TaskSpec("lm", LMRecipe, "lstm_nlp.tasks.lm.verbs",
+    TaskSpec("lm", "lstm_nlp.tasks.lm.config:LMRecipe", "lstm_nlp.tasks.lm.verbs",
              "lstm_nlp.tasks.lm.commands", "language", ("generate", "eval"),
              "tok", "tokens"),
-    TaskSpec("classify", ClassifyRecipe, "lstm_nlp.tasks.classify.verbs",
+    TaskSpec("classify", "lstm_nlp.tasks.classify.config:ClassifyRecipe",
+             "lstm_nlp.tasks.classify.verbs",
              "lstm_nlp.tasks.classify.commands", "classification",
              ("classify", "eval"), "texts", "texts"),
 ]}
 
-# task -> recipe class, for the recipe loader; a chain trains other tasks' recipes in turn
-RECIPES: dict[str, type] = {**{name: spec.recipe for name, spec in TASKS.items()},
-                            "chain": ChainRecipe}
+# A chain is not a task (it trains other tasks' recipes in turn) but has a recipe of its own.
+CHAIN_RECIPE = "lstm_nlp.tasks.chain:ChainRecipe"
+
+
+def recipe_classes() -> dict[str, type]:
+    """`task` value -> recipe class, for the recipe loader (imports the config modules: the
+    CLI's start-up, `--help` included, only needs the names)."""
+    return {**{name: spec.recipe for name, spec in TASKS.items()},
+            "chain": _resolve(CHAIN_RECIPE)}
+
+
+def _resolve(ref: type | str) -> type:
+    if not isinstance(ref, str):
+        return ref
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def get(name: str) -> TaskSpec:
@@ -82,9 +97,7 @@ def get(name: str) -> TaskSpec:
 def register(spec: TaskSpec) -> None:
     """Add a task at run time (a plug-in, or a test's toy task)."""
     TASKS[spec.name] = spec
-    RECIPES[spec.name] = spec.recipe
 
 
 def unregister(name: str) -> None:
     TASKS.pop(name, None)
-    RECIPES.pop(name, None)
