@@ -188,3 +188,15 @@ def test_file_system_refusals_are_one_line_naming_the_path(trained_run, tmp_path
         assert result.exit_code == 1, result.output
         assert message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_imports_no_torch_and_no_recipe_models():
+    """`lstm-nlp --help` answers at once: the task registry names its modules, it does not
+    import them (torch, pydantic recipe classes, datasets) before a verb runs."""
+    code = ("import sys; from lstm_nlp.cli import app\n"
+            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'datasets', 'sentencepiece', 'lstm_nlp.config') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert "HEAVY []" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
