@@ -20,7 +20,7 @@ from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.metrics import classification_scores
 from lstm_nlp.data.tokenizer import WordTokenizer
 from lstm_nlp.training.loop import TrainState, build_optimizer, learning_rate, unfreeze
-from conftest import ROOT, tiny_lm_recipe, with_sections, write_recipe
+from conftest import ROOT, tiny_lm_recipe, tiny_recipe, with_sections, write_recipe
 
 sys.path.insert(0, str(ROOT / "data"))
 import make_sentiment_demo  # noqa: E402
@@ -332,6 +332,10 @@ def test_a_chain_trains_its_stages_in_order_and_answers_with_the_last(tmp_path, 
         train_run(chain, ["domain-l.train.lr=0.1"], run_dir=tmp_path / "run")
     with pytest.raises(ConfigError, match="STAGE.KEY=VALUE"):
         train_run(chain, ["train.lr=0.1"], run_dir=tmp_path / "run")
+    write_recipe(tmp_path / "mt.yaml", tiny_recipe(tmp_path))  # a translation stage: no init_from
+    bad = write_recipe(tmp_path / "bad.yaml", {"task": "chain", "stages": ["lm.yaml", "mt.yaml"]})
+    with pytest.raises(ConfigError, match="must be able to start from a language model"):
+        train_run(bad, [], run_dir=tmp_path / "bad-run")
     run = train_run(chain, ["domain-lm.train.lr=0.003"], run_dir=tmp_path / "run")
     assert [p.name for p in sorted(run.iterdir()) if p.is_dir()] == \
         ["classifier", "domain-lm", "general-lm"]

@@ -47,9 +47,10 @@ def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: P
     recipes = [load_recipe(stage, per_stage[name])  # all checked before any training
                for stage, name in zip(stages, names)]
     for stage, recipe in zip(stages[1:], recipes[1:]):
-        if recipe.task == "translate":
+        if "init_from" not in type(recipe.model).model_fields:  # the one key a stage gets set
             raise ConfigError(f"{stage}: a chain stage after the first must be able to start "
-                              "from a language model (task lm or classify)")
+                              f"from a language model (model.init_from); task {recipe.task} "
+                              "cannot")
     if resume and not (run_dir / "chain.json").is_file():
         raise ConfigError(f"--resume: {run_dir} is not a chain run folder")
     if not resume:
