@@ -119,7 +119,8 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
 
 def test_learning_rate_schedules():
     from lstm_nlp.config.sections import TrainConfig
-    from lstm_nlp.training.loop import TrainState, learning_rate
+    from lstm_nlp.training.schedules import learning_rate
+    from lstm_nlp.training.state import TrainState
 
     warm = TrainConfig(max_steps=100, lr=1.0, warmup_steps=10)
     assert learning_rate(warm, TrainState(step=4)) == pytest.approx(0.5)
@@ -135,7 +136,7 @@ def test_learning_rate_schedules():
 
 
 def test_weight_average_follows_the_formula_and_swaps_back():
-    from lstm_nlp.training.loop import WeightAverage
+    from lstm_nlp.training.averaging import WeightAverage
 
     model = torch.nn.Linear(3, 2)
     first = {k: v.detach().clone() for k, v in model.named_parameters()}
