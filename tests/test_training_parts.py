@@ -175,3 +175,27 @@ def test_epochs_roll_over_and_validate_at_their_ends(tmp_path):
     assert [(r["step"], r["epoch"]) for r in rows(tmp_path)] == [(3, 1), (6, 2)]
     assert (result.state.step, result.state.epoch, result.state.batch_in_epoch) == (6, 2, 0)
     assert result.last_validation == rows(tmp_path)[-1]
+
+
+@pytest.mark.parametrize("limits, reason", [
+    ({"max_steps": 2}, "reached max_steps 2"),
+    ({"max_steps": 0, "max_epochs": 1}, "reached max_epochs 1"),  # ended at the epoch's end
+    ({"max_steps": 0, "max_minutes": 1.0}, "reached max_minutes 1"),
+])
+def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, limits, reason):
+    batches = [(1.0,), (2.0,)]
+    make_trainer(tmp_path, FakeTask(batches), max_steps=2, valid_every=0).fit()
+    if "max_minutes" in limits:  # the first run took a minute
+        ckpt = checkpoint.load(tmp_path / "last.pt")
+        ckpt["train_state"]["elapsed_s"] = 60.0
+        checkpoint.save(tmp_path / "last.pt", {k: v for k, v in ckpt.items()
+                                               if k not in ("format", "version")})
+    metrics, last = rows(tmp_path), (tmp_path / "last.pt").read_bytes()
+    trainer = make_trainer(tmp_path, FakeTask(batches), valid_every=0, **limits)
+    trainer.restore()
+    result = trainer.fit()
+    assert result.reason == reason
+    assert result.state.step == 2
+    assert rows(tmp_path) == metrics and len(metrics) == 1
+    assert result.last_validation == metrics[-1]
+    assert (tmp_path / "last.pt").read_bytes() == last

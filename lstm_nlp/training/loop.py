@@ -22,7 +22,7 @@ import torch
 
 from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
-from lstm_nlp.reporting.console import Reporter, truncate_metrics
+from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
 from lstm_nlp.tasks.base import LossOutput, TrainTask
 from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.averaging import WeightAverage
@@ -80,13 +80,14 @@ class Trainer:
         self.window = Window()
         self.clock = Clock()
         self.batches: list[Any] = []  # the current epoch's items (collated one at a time)
-        self.last_row: dict[str, float] = {}
+        self.last_row: dict[str, float] = {}  # the latest validation's metrics row
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def restore(self) -> None:
         """Continue from last.pt: weights, average, optimizer, position, RNG and the task's
-        carried state; validations logged after that checkpoint are forgotten (replayed)."""
+        carried state; validations logged after that checkpoint are forgotten (replayed), the
+        last one before it stays the last validation until the next."""
         ckpt = checkpoint.load(self.last_path)
         checkpoint.load_state(self.model, ckpt["model"], self.last_path, "model weights")
         if self.average is not None:
@@ -98,7 +99,8 @@ class Trainer:
         self.state = TrainState(**ckpt["train_state"])
         torch.set_rng_state(ckpt["rng"])
         self.task.load_state_dict(ckpt.get("task_state", {}))
-        truncate_metrics(self.metrics_path, self.state.step)
+        rows = truncate_metrics(self.metrics_path, self.state.step)
+        self.last_row = rows[-1] if rows else {}
 
     def _full_checkpoint(self) -> dict[str, Any]:
         """All that resume needs: the raw weights, and beside them the average."""
@@ -260,16 +262,21 @@ class Trainer:
 
     def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
         """Train until a limit, early stopping or Ctrl-C; the last step is always validated.
-        `on_step(step)` is called after each step (tests use it to kill a run)."""
+        `on_step(step)` is called after each step (tests use it to kill a run). A resumed run
+        whose limit is already reached trains, validates and saves nothing."""
         self.model.train()
-        reason = self.limit_reached()
         self.begin_epoch()
-        self.reporter.start(self.planned_steps(), self.state.step)
+        total = self.planned_steps()
+        if (reason := self.limit_reached() or self.roll_over()):
+            info(f"nothing left to train: the run {reason} at step {self.state.step} "
+                 "(raise that limit to train on)")
+            return TrainResult(self.state, self.last_row, reason)
+        self.reporter.start(total, self.state.step)
         validated_at = -1
         self.clock.start()
         try:
             with _StopFlag() as stop_flag:
-                while not reason and not (reason := self.roll_over()):
+                while not (reason := self.roll_over()):
                     started = time.perf_counter()
                     out = self.train_step(self.next_batch())
                     self.record(out, time.perf_counter() - started)
@@ -286,8 +293,9 @@ class Trainer:
                             break
                     if stop_flag.requested:
                         self.interrupt()
-                    reason = self.limit_reached()
-                if validated_at != self.state.step and self.state.step > 0:
+                    if (reason := self.limit_reached()):
+                        break
+                if validated_at != self.state.step:
                     self.validate()
         finally:
             self.reporter.stop()
