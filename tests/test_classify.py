@@ -19,7 +19,9 @@ from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.metrics import classification_scores
 from lstm_nlp.data.tokenizer import WordTokenizer
-from lstm_nlp.training.loop import TrainState, build_optimizer, learning_rate, unfreeze
+from lstm_nlp.training.optim import build_optimizer, unfreeze
+from lstm_nlp.training.schedules import learning_rate
+from lstm_nlp.training.state import TrainState
 from conftest import ROOT, tiny_lm_recipe, tiny_recipe, with_sections, write_recipe
 
 sys.path.insert(0, str(ROOT / "data"))

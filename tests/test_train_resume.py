@@ -1,5 +1,6 @@
 """Training end to end on a tiny corpus: run folder rules, checkpoints, resume, Ctrl-C."""
 
+import json
 import os
 import signal
 
@@ -98,6 +99,53 @@ def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path
     assert len(steps) == 3  # 8, 16, 24: nothing duplicated by the replay
 
 
+def test_resume_from_an_epochs_end_gives_the_same_weights(tmp_path, corpus):
+    """valid_every 0 checkpoints at epochs' ends only: the resumed run begins the next epoch."""
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        corpus, train={"max_steps": 0, "max_epochs": 2, "valid_every": 0, "valid_bleu": False,
+                       "early_stopping_metric": "loss"}, model={"dropout": 0.3}))
+    train_run(recipe, [], run_dir=tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_the_first_epoch(step):
+        if (tmp_path / "killed" / "last.pt").is_file():
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(recipe, [], run_dir=tmp_path / "killed", on_step=kill_after_the_first_epoch)
+    state = checkpoint.load(tmp_path / "killed" / "last.pt")["train_state"]
+    assert (state["epoch"], state["batch_in_epoch"]) == (0, state["epoch_len"])
+    train_run(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    assert len(steps) == 2  # one validation per epoch
+
+
+@pytest.mark.parametrize("limits", [{"max_steps": 10, "valid_every": 5},
+                                    {"max_steps": 0, "max_epochs": 1, "valid_every": 0}])
+def test_resuming_a_finished_run_adds_no_validation(tmp_path, corpus, capsys, limits):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        corpus, train={**limits, "valid_bleu": False, "early_stopping_metric": "loss"}))
+    run = train_run(recipe, [], run_dir=tmp_path / "run")
+    metrics, last = (run / "metrics.jsonl").read_text(), (run / "last.pt").read_bytes()
+    report = json.loads((run / "report.json").read_text())
+    capsys.readouterr()
+    train_run(recipe, [], run_dir=run, resume=True)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len({r["step"] for r in rows}) == len(rows)  # no step validated twice
+    assert all(r["tokens_per_s"] > 0 and r["train_loss"] > 0 for r in rows)
+    assert (run / "metrics.jsonl").read_text() == metrics
+    assert (run / "last.pt").read_bytes() == last  # nothing trained, nothing saved
+    again = json.loads((run / "report.json").read_text())  # the report is written again
+    for key in ("steps", "epochs", "stop_reason", "best_step", "last_validation"):
+        assert again[key] == report[key], key
+    assert "nothing left to train" in capsys.readouterr().err
+
+
 def test_resume_refuses_a_changed_experiment(tmp_path, corpus, trained_run):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus))
     with pytest.raises(ConfigError, match="differs from the run's at model.hidden_size"):
@@ -119,7 +167,8 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
 
 def test_learning_rate_schedules():
     from lstm_nlp.config.sections import TrainConfig
-    from lstm_nlp.training.loop import TrainState, learning_rate
+    from lstm_nlp.training.schedules import learning_rate
+    from lstm_nlp.training.state import TrainState
 
     warm = TrainConfig(max_steps=100, lr=1.0, warmup_steps=10)
     assert learning_rate(warm, TrainState(step=4)) == pytest.approx(0.5)
@@ -135,7 +184,7 @@ def test_learning_rate_schedules():
 
 
 def test_weight_average_follows_the_formula_and_swaps_back():
-    from lstm_nlp.training.loop import WeightAverage
+    from lstm_nlp.training.averaging import WeightAverage
 
     model = torch.nn.Linear(3, 2)
     first = {k: v.detach().clone() for k, v in model.named_parameters()}

@@ -95,10 +95,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """On resume: forget validations logged after the checkpoint we resume from."""
+def truncate_metrics(path: Path, step: int) -> list[dict[str, Any]]:
+    """On resume: forget validations logged after the checkpoint we resume from; the rows kept."""
     rows = [r for r in read_metrics(path) if r["step"] <= step]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return rows
 
 
 def curve_table_md(rows: list[dict[str, Any]], unit: str) -> str:

@@ -1,43 +1,34 @@
 """The training loop, shared by every task. Nothing in this file knows what the model computes:
 a task object says how to batch, how to compute the loss and how to validate.
 
-Order of one step: zero-grad -> forward -> loss -> backward -> clip -> lr -> step; then maybe
-validate, checkpoint (last + best), early-stop. The data position is (epoch, batch index), so
-`resume` replays exactly what an uninterrupted run would have done.
+A step: batch -> zero-grad -> forward -> loss -> backward -> clip -> lr -> step -> average; then
+maybe validate and checkpoint (last + best), then stop on early stopping, Ctrl-C or a limit. The
+data position is (epoch, batch index), so `resume` replays exactly what an uninterrupted run
+would have done. The parts live beside this file: the position, window and clock (state.py),
+the schedules (schedules.py), the optimizer (optim.py), the weight average (averaging.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import torch
 
-from lstm_nlp.training import checkpoint
-from lstm_nlp.training import runtime
 from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
-from lstm_nlp.tasks.base import TrainTask
-from lstm_nlp.reporting.console import Reporter, truncate_metrics
-
-
-
-@dataclass
-class TrainState:
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    elapsed_s: float = 0.0
-    best_score: float | None = None
-    best_step: int = 0
-    bad_validations: int = 0
-    lr_scale: float = 1.0
-    stopped_early: bool = False
-    epoch_len: int = 0  # batches in the current epoch
+from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
+from lstm_nlp.tasks.base import LossOutput, TrainTask
+from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training.averaging import WeightAverage
+from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
+from lstm_nlp.training.schedules import learning_rate, plateau_decay, progress
+from lstm_nlp.training.state import Clock, TrainState, Window
 
 
 @dataclass
@@ -45,78 +36,6 @@ class TrainResult:
     state: TrainState
     last_validation: dict[str, float]
     reason: str
-
-
-def layer_groups(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
-    """The model's parameters in groups from the input side to the output side (a model without
-    `layer_groups()` is one group). Each parameter appears once, in its first group."""
-    groups = model.layer_groups() if hasattr(model, "layer_groups") else [list(model.parameters())]
-    seen: set[int] = set()
-    out = []
-    for group in groups:
-        unique = [p for p in group if id(p) not in seen]
-        seen.update(id(p) for p in unique)
-        out.append(unique)
-    return out
-
-
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """One parameter group per layer group; with layer_lr_decay d, each group below the top gets
-    the lr of the one above divided by d (discriminative fine-tuning, Howard & Ruder 2018)."""
-    groups = layer_groups(model)
-    params = [{"params": g, "lr_mult": cfg.layer_lr_decay ** -(len(groups) - 1 - i)}
-              for i, g in enumerate(groups)]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def unfreeze(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None:
-    """Gradual unfreezing (Howard & Ruder 2018): in epoch e (from 0) only the top e + 1 layer
-    groups are trained."""
-    if not cfg.gradual_unfreezing:
-        return
-    groups = layer_groups(model)
-    for i, group in enumerate(groups):
-        for p in group:
-            p.requires_grad_(i >= len(groups) - 1 - epoch)
-
-
-def progress(cfg: TrainConfig, state: TrainState) -> float:
-    """How much of the training budget is spent, 0..1: the nearest of the set limits."""
-    done = [0.0]
-    if cfg.max_steps:
-        done.append(state.step / cfg.max_steps)
-    if cfg.max_minutes:
-        done.append(state.elapsed_s / (cfg.max_minutes * 60))
-    if cfg.max_epochs:
-        done.append((state.epoch + state.batch_in_epoch / max(state.epoch_len, 1))
-                    / cfg.max_epochs)
-    return min(max(done), 1.0)
-
-
-def learning_rate(cfg: TrainConfig, state: TrainState) -> float:
-    """Linear warmup over `warmup_steps`, then: constant; or times the plateau decays so far; or
-    linear decay to min_lr over the budget (best for a fixed budget: Li et al. 2020); or times
-    decay_factor for each epoch after the first decay_start_epoch (Zaremba et al. 2014); or
-    slanted triangular: up from lr / slanted_ratio over the first cut_frac of the budget, then
-    linearly down to it (Howard & Ruder 2018)."""
-    warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if cfg.schedule == "linear":
-        return warm * max(cfg.lr * (1.0 - progress(cfg, state)), cfg.min_lr)
-    if cfg.schedule == "slanted":
-        p = progress(cfg, state)
-        x = p / cfg.cut_frac if p < cfg.cut_frac else 1.0 - (p - cfg.cut_frac) / (1.0 - cfg.cut_frac)
-        return warm * cfg.lr * (1.0 + x * (cfg.slanted_ratio - 1.0)) / cfg.slanted_ratio
-    if cfg.schedule == "epoch_decay":
-        decays = max(0, state.epoch + 1 - cfg.decay_start_epoch)
-        return warm * max(cfg.lr * cfg.decay_factor ** decays, cfg.min_lr)
-    lr = cfg.lr * state.lr_scale
-    if state.lr_scale < 1.0:
-        lr = max(lr, cfg.min_lr)
-    return lr * warm
 
 
 class _StopFlag:
@@ -142,116 +61,98 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class WeightAverage:
-    """Exponential moving average of the trainable weights (Polyak averaging; OpenNMT-py's
-    average_decay): after each step avg <- avg + (1 - d) (w - avg), with d = min(decay,
-    (1 + step) / (10 + step)) so early weights fade fast. Validation, best.pt and the test
-    use the average; training continues from the raw weights."""
+class Trainer:
+    """One run's training: the model, its task, optimizer, position, weight average, reporter and
+    checkpoint paths, with one method per part of a step so that each can be tested alone.
+    `extra` (recipe, tokenizer) goes into every checkpoint; `stopping` is (the validation score
+    that picks best.pt, whether higher is better)."""
 
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.params = {k: p for k, p in model.named_parameters()}
-        self.avg = {k: p.detach().clone() for k, p in self.params.items()}
+    def __init__(self, model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
+                 reporter: Reporter, extra: dict[str, Any], stopping: tuple[str, bool]):
+        self.model, self.task, self.cfg, self.reporter, self.extra = \
+            model, task, cfg, reporter, extra
+        self.metric, self.higher = stopping
+        self.optimizer = build_optimizer(model, cfg)
+        self.state = TrainState()
+        self.average = WeightAverage(model, cfg.average_decay) if cfg.average_decay else None
+        self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.window = Window()
+        self.clock = Clock()
+        self.batches: list[Any] = []  # the current epoch's items (collated one at a time)
+        self.last_row: dict[str, float] = {}  # the latest validation's metrics row
 
-    def update(self, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for k, p in self.params.items():
-                if p.requires_grad:  # frozen groups (gradual unfreezing) keep their average
-                    self.avg[k].lerp_(p.detach(), 1.0 - d)
+    # -- checkpoints -------------------------------------------------------------------------
 
-    def swap(self) -> None:
-        """Exchange the model's weights and the average (twice = back to where it was)."""
-        with torch.no_grad():
-            for k, p in self.params.items():
-                raw = p.detach().clone()
-                p.copy_(self.avg[k])
-                self.avg[k] = raw
-
-
-def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
-        reporter: Reporter, extra: dict[str, Any], resume: bool, stopping: tuple[str, bool],
-        on_step: Callable[[int], None] | None = None) -> TrainResult:
-    """Train until a limit or early stopping; `extra` (recipe, tokenizer) goes into checkpoints;
-    `stopping`: (validation score that picks best.pt, higher is better)."""
-    optimizer = build_optimizer(model, cfg)
-    state = TrainState()
-    average = WeightAverage(model, cfg.average_decay) if cfg.average_decay else None
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume:
-        ckpt = checkpoint.load(last_path)
-        checkpoint.load_state(model, ckpt["model"], last_path, "model weights")
-        if average is not None:
+    def restore(self) -> None:
+        """Continue from last.pt: weights, average, optimizer, position, RNG and the task's
+        carried state; validations logged after that checkpoint are forgotten (replayed), the
+        last one before it stays the last validation until the next."""
+        ckpt = checkpoint.load(self.last_path)
+        checkpoint.load_state(self.model, ckpt["model"], self.last_path, "model weights")
+        if self.average is not None:
             if "average" not in ckpt:
-                raise LstmNlpError(f"--resume: {last_path} has no weight average; it was "
+                raise LstmNlpError(f"--resume: {self.last_path} has no weight average; it was "
                                    "trained without train.average_decay")
-            average.avg = {k: v.clone() for k, v in ckpt["average"].items()}
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = TrainState(**ckpt["train_state"])
+            self.average.load_state_dict(ckpt["average"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = TrainState(**ckpt["train_state"])
         torch.set_rng_state(ckpt["rng"])
-        task.load_state_dict(ckpt.get("task_state", {}))
-        truncate_metrics(run_dir / "metrics.jsonl", state.step)
-    metric_key, higher = stopping
+        self.task.load_state_dict(ckpt.get("task_state", {}))
+        rows = truncate_metrics(self.metrics_path, self.state.step)
+        self.last_row = rows[-1] if rows else {}
 
-    def save(path: Path) -> None:
-        """The raw weights, and beside them the average (which best.pt holds as its model)."""
-        extras = {"average": average.avg} if average is not None else {}
-        checkpoint.save(path, {**extra, "model": model.state_dict(),
-                               "optimizer": optimizer.state_dict(),
-                               "train_state": asdict(state), "rng": torch.get_rng_state(),
-                               "task_state": task.state_dict(), **extras})
+    def _full_checkpoint(self) -> dict[str, Any]:
+        """All that resume needs: the raw weights, and beside them the average."""
+        extras = {"average": self.average.state_dict()} if self.average is not None else {}
+        return {**self.extra, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "train_state": asdict(self.state),
+                "rng": torch.get_rng_state(), "task_state": self.task.state_dict(), **extras}
 
-    def save_best() -> None:
-        if average is None:
-            return save(best_path)
-        average.swap()  # the model holds the average: best.pt's weights are the averaged ones
-        try:
-            checkpoint.save(best_path, {**extra, "model": model.state_dict(),
-                                        "train_state": asdict(state)})
-        finally:
-            average.swap()
+    def save_last(self) -> None:
+        checkpoint.save(self.last_path, self._full_checkpoint())
 
-    window = {"loss": 0.0, "tokens": 0, "correct": 0, "time": 0.0}
-    last_row: dict[str, float] = {}
+    def save_best(self) -> None:
+        """With averaging, best.pt's model is the average (what validation scored), without the
+        optimizer: it is for inference, and resume reads last.pt."""
+        if self.average is None:
+            checkpoint.save(self.best_path, self._full_checkpoint())
+            return
+        with self.average.applied():
+            checkpoint.save(self.best_path, {**self.extra, "model": self.model.state_dict(),
+                                             "train_state": asdict(self.state)})
 
-    def validate() -> bool:
-        """Validate, log, checkpoint; True when early stopping says stop."""
-        nonlocal last_row
-        model.eval()
-        if average is not None:
-            average.swap()
-        try:
-            with torch.inference_mode(), runtime.autocast(cfg.precision):
-                scores = task.validate(model)
-        finally:
-            if average is not None:
-                average.swap()
-        model.train()
-        metric = scores[metric_key]
-        improved = state.best_score is None or (metric > state.best_score if higher
-                                                else metric < state.best_score)
-        if improved:
-            state.best_score, state.best_step, state.bad_validations = metric, state.step, 0
-        else:
-            state.bad_validations += 1
-            if cfg.schedule == "plateau" and state.bad_validations % (cfg.decay_patience + 1) == 0:
-                state.lr_scale *= cfg.decay_factor
-        stop = bool(cfg.patience) and state.bad_validations >= cfg.patience
-        state.stopped_early = stop
-        n = max(window["tokens"], 1)
-        last_row = {"step": state.step, "epoch": state.epoch + 1,
-                    "train_loss": window["loss"] / n, "train_acc": window["correct"] / n,
-                    **scores, "lr": learning_rate(cfg, state),
-                    "tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
-                    "elapsed_s": round(state.elapsed_s, 1)}
-        save(last_path)
-        if improved:
-            save_best()
-        reporter.validation(last_row, best=improved)
-        window.update(loss=0.0, tokens=0, correct=0, time=0.0)
-        return stop
+    # -- the data position -------------------------------------------------------------------
 
-    def limit_reached() -> str:
+    def begin_epoch(self) -> None:
+        """The current epoch's batches (a task may resample its data here) and trainable
+        layer groups."""
+        self.batches = self.task.epoch_batches(self.state.epoch)
+        self.state.epoch_len = len(self.batches)
+        unfreeze(self.model, self.cfg, self.state.epoch)
+
+    def roll_over(self) -> str:
+        """At an epoch's end, begin the next one; the limit that ends the run there instead
+        ('' to go on, also when the epoch has batches left)."""
+        if self.state.batch_in_epoch < len(self.batches):
+            return ""
+        self.state.epoch, self.state.batch_in_epoch = self.state.epoch + 1, 0
+        if (reason := self.limit_reached()):
+            return reason
+        self.begin_epoch()
+        return ""
+
+    def next_batch(self) -> Any:
+        return self.task.collate(self.batches[self.state.batch_in_epoch])
+
+    def planned_steps(self) -> int | None:
+        """The progress bar's first total; steps re-estimate it from the nearest limit."""
+        cfg = self.cfg
+        return cfg.max_steps or (cfg.max_epochs * len(self.batches) if cfg.max_epochs else None)
+
+    def limit_reached(self) -> str:
+        """Which limit the run has reached ('' while none): steps, epochs or minutes."""
+        cfg, state = self.cfg, self.state
         if cfg.max_steps and state.step >= cfg.max_steps:
             return f"reached max_steps {cfg.max_steps}"
         if cfg.max_epochs and state.epoch >= cfg.max_epochs:
@@ -260,82 +161,154 @@ def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path
             return f"reached max_minutes {cfg.max_minutes:g}"
         return ""
 
-    model.train()
-    reason = limit_reached()
-    batches = task.epoch_batches(state.epoch)
-    state.epoch_len = len(batches)
-    unfreeze(model, cfg, state.epoch)
-    total = cfg.max_steps or (cfg.max_epochs * len(batches) if cfg.max_epochs else None)
-    reporter.start(total, state.step)
-    validated_at = -1
-    clock = time.perf_counter()  # wall time (steps and validations) counts toward max_minutes
+    # -- a step ------------------------------------------------------------------------------
 
-    def tick() -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        state.elapsed_s += now - clock
-        clock = now
+    def train_step(self, batch: Any) -> LossOutput:
+        """One optimizer step on `batch`, counted in the position: forward, backward, clip,
+        the schedule's lr, step, then the weight average follows."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with runtime.autocast(self.cfg.precision):
+            out = self.task.loss(self.model, batch)
+        out.objective().backward()
+        if self.cfg.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
+        set_lr(self.optimizer, learning_rate(self.cfg, self.state))
+        self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.state.step)
+        self.state.step += 1
+        self.state.batch_in_epoch += 1
+        return out
 
-    try:
-        with _StopFlag() as stop_flag:
-            while not reason:
-                if state.batch_in_epoch >= len(batches):
-                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                    if (reason := limit_reached()):
+    def tick(self) -> None:
+        self.state.elapsed_s += self.clock.lap()
+
+    def record(self, out: LossOutput, seconds: float) -> None:
+        """Count a finished step (`seconds` of step time) in the clock, the window and the
+        progress bar; a loss that is not finite ends the run."""
+        self.tick()
+        loss = out.loss.item()  # summed over the batch's tokens
+        if not math.isfinite(loss):
+            raise LstmNlpError(f"training loss is {loss} at step {self.state.step}"
+                               "; lower train.lr or raise train.clip_norm")
+        self.window.add(loss, out.n_tokens, out.n_correct, seconds)
+        step = self.state.step
+        spent = progress(self.cfg, self.state)  # the nearest limit, so the ETA follows it too
+        self.reporter.advance(step, loss / max(out.n_tokens, 1), self.window.throughput(),
+                              int(step / spent) if spent > 0 else None,
+                              log=step % self.cfg.log_every == 0 or step == 1)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def validation_due(self) -> bool:
+        """Every valid_every steps; with valid_every 0, at each epoch's end."""
+        if self.cfg.valid_every:
+            return self.state.step % self.cfg.valid_every == 0
+        return self.state.batch_in_epoch >= len(self.batches)
+
+    def scores(self) -> dict[str, float]:
+        """The task's validation scores, of the averaged weights when averaging."""
+        self.model.eval()
+        averaged = self.average.applied() if self.average is not None else contextlib.nullcontext()
+        with averaged, torch.inference_mode(), runtime.autocast(self.cfg.precision):
+            scores = self.task.validate(self.model)
+        self.model.train()
+        return scores
+
+    def judge(self, score: float) -> bool:
+        """Whether `score` is the best so far (kept in the state); otherwise one more
+        validation without improvement, which patience and the plateau schedule count."""
+        s = self.state
+        improved = s.best_score is None or (score > s.best_score if self.higher
+                                            else score < s.best_score)
+        if improved:
+            s.best_score, s.best_step, s.bad_validations = score, s.step, 0
+        else:
+            s.bad_validations += 1
+        return improved
+
+    def row(self, scores: dict[str, float]) -> dict[str, float]:
+        """The metrics row of a validation: the window's training side, the scores, the lr of
+        the next step (after any plateau decay)."""
+        s, w = self.state, self.window
+        return {"step": s.step, "epoch": s.epoch + 1, "train_loss": w.mean_loss(),
+                "train_acc": w.accuracy(), **scores, "lr": learning_rate(self.cfg, s),
+                "tokens_per_s": w.throughput(), "elapsed_s": round(s.elapsed_s, 1)}
+
+    def validate(self) -> bool:
+        """Validate, update the best score and the schedule, log a row, checkpoint (best.pt
+        when it improved); True when early stopping says stop."""
+        scores = self.scores()
+        improved = self.judge(scores[self.metric])
+        plateau_decay(self.cfg, self.state, improved)
+        stop = bool(self.cfg.patience) and self.state.bad_validations >= self.cfg.patience
+        self.state.stopped_early = stop
+        self.last_row = self.row(scores)
+        self.save_last()
+        if improved:
+            self.save_best()
+        self.reporter.validation(self.last_row, best=improved)
+        self.window = Window()
+        return stop
+
+    def interrupt(self) -> NoReturn:
+        """Ctrl-C: save where the run stands and stop (resume continues from here)."""
+        self.tick()
+        self.save_last()
+        raise TrainingInterrupted(f"interrupted at step {self.state.step}; saved "
+                                  f"{self.last_path} (continue with --resume)")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
+        """Train until a limit, early stopping or Ctrl-C; the last step is always validated.
+        `on_step(step)` is called after each step (tests use it to kill a run). A resumed run
+        whose limit is already reached trains, validates and saves nothing."""
+        self.model.train()
+        self.begin_epoch()
+        total = self.planned_steps()
+        if (reason := self.limit_reached() or self.roll_over()):
+            info(f"nothing left to train: the run {reason} at step {self.state.step} "
+                 "(raise that limit to train on)")
+            return TrainResult(self.state, self.last_row, reason)
+        self.reporter.start(total, self.state.step)
+        validated_at = -1
+        self.clock.start()
+        try:
+            with _StopFlag() as stop_flag:
+                while not (reason := self.roll_over()):
+                    started = time.perf_counter()
+                    out = self.train_step(self.next_batch())
+                    self.record(out, time.perf_counter() - started)
+                    if on_step is not None:
+                        on_step(self.state.step)
+                    if self.validation_due():
+                        validated_at = self.state.step
+                        stop = self.validate()
+                        self.tick()
+                        if stop:
+                            reason = (f"early stopping: no better val "
+                                      f"{self.cfg.early_stopping_metric} "
+                                      f"in {self.cfg.patience} validations")
+                            break
+                    if stop_flag.requested:
+                        self.interrupt()
+                    if (reason := self.limit_reached()):
                         break
-                    batches = task.epoch_batches(state.epoch)
-                    state.epoch_len = len(batches)
-                    unfreeze(model, cfg, state.epoch)
-                t0 = time.perf_counter()
-                batch = task.collate(batches[state.batch_in_epoch])
-                optimizer.zero_grad(set_to_none=True)
-                with runtime.autocast(cfg.precision):
-                    out = task.loss(model, batch)
-                out.objective().backward()
-                if cfg.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-                lr = learning_rate(cfg, state)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_mult", 1.0)
-                optimizer.step()
-                if average is not None:
-                    average.update(state.step)
-                dt = time.perf_counter() - t0
-                state.step += 1
-                state.batch_in_epoch += 1
-                tick()
-                loss_value = out.loss.item()
-                if not math.isfinite(loss_value):
-                    raise LstmNlpError(f"training loss is {loss_value} at step {state.step}"
-                                             "; lower train.lr or raise train.clip_norm")
-                window["loss"] += loss_value
-                window["tokens"] += out.n_tokens
-                window["correct"] += out.n_correct
-                window["time"] += dt
-                spent = progress(cfg, state)  # the nearest limit, so the ETA follows it too
-                estimate = int(state.step / spent) if spent > 0 else None
-                reporter.advance(state.step, loss_value / max(out.n_tokens, 1),
-                                 window["tokens"] / max(window["time"], 1e-9), estimate,
-                                 log=state.step % cfg.log_every == 0 or state.step == 1)
-                if on_step is not None:
-                    on_step(state.step)
-                if (state.step % cfg.valid_every == 0 if cfg.valid_every
-                        else state.batch_in_epoch >= len(batches)):  # 0: at each epoch's end
-                    validated_at = state.step
-                    stop = validate()
-                    tick()
-                    if stop:
-                        reason = f"early stopping: no better val {cfg.early_stopping_metric} " \
-                                 f"in {cfg.patience} validations"
-                        break
-                if stop_flag.requested:
-                    tick()
-                    save(last_path)
-                    raise TrainingInterrupted(f"interrupted at step {state.step}; saved "
-                                              f"{last_path} (continue with --resume)")
-                reason = reason or limit_reached()
-            if validated_at != state.step and state.step > 0:
-                validate()
-    finally:
-        reporter.stop()
-    return TrainResult(state, last_row, reason)
+                if validated_at != self.state.step:
+                    self.validate()
+        finally:
+            self.reporter.stop()
+        return TrainResult(self.state, self.last_row, reason)
+
+
+def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
+        reporter: Reporter, extra: dict[str, Any], resume: bool, stopping: tuple[str, bool],
+        on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train until a limit or early stopping (resuming from run_dir/last.pt with `resume`);
+    `extra` (recipe, tokenizer) goes into checkpoints; `stopping`: (validation score that picks
+    best.pt, higher is better)."""
+    trainer = Trainer(model, task, cfg, run_dir, reporter, extra, stopping)
+    if resume:
+        trainer.restore()
+    return trainer.fit(on_step)

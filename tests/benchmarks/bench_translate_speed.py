@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstm_nlp.training import runtime
 from lstm_nlp.training import loop as trainer
 from lstm_nlp.data.batching import seq2seq_batch, token_batches
+from lstm_nlp.reporting.console import Reporter
 from lstm_nlp.tasks.translate.config import TranslateTrainConfig
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
 
@@ -126,7 +127,7 @@ def time_tool(batches, precision: str) -> float:
     cfg = TranslateTrainConfig(max_steps=len(batches), valid_every=10**9, clip_norm=5.0,
                                label_smoothing=0.1, precision=precision, valid_bleu=True)
     with tempfile.TemporaryDirectory() as run_dir:
-        reporter = trainer.Reporter(None)
+        reporter = Reporter(None)
         reporter.validation = lambda row, best: None  # keep the benchmark output clean
         result = trainer.fit(model, _Task(model, batches), cfg, Path(run_dir), reporter, {}, False,
                              ("val_bleu", True))

@@ -1,0 +1,201 @@
+"""The trainer's parts one at a time, on a one-weight linear model and a fake task: schedules,
+limits, the window and the clock, a step, validation with the weight average, epochs."""
+
+import json
+
+import pytest
+import torch
+
+from lstm_nlp.config.sections import TrainConfig
+from lstm_nlp.errors import LstmNlpError
+from lstm_nlp.reporting.console import Reporter
+from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.training import checkpoint
+from lstm_nlp.training.loop import Trainer
+from lstm_nlp.training.state import Clock, TrainState, Window
+
+
+class FakeTask:
+    """y = 2x: each batch is a few points, the loss the summed squared error (one 'token' per
+    point). Validation hands out scripted scores (lower is better) and notes the weight it saw."""
+
+    def __init__(self, batches=((1.0, 2.0),), scores=()):
+        self.batches = [torch.tensor(b).unsqueeze(1) for b in batches]  # (points, 1)
+        self.scores = list(scores)
+        self.seen: list[float] = []  # the weight at each validation
+
+    def epoch_batches(self, epoch):
+        return list(range(len(self.batches)))
+
+    def collate(self, i):
+        return self.batches[i]
+
+    def loss(self, model, x):
+        loss = ((model(x) - 2 * x) ** 2).sum()
+        return LossOutput(loss, n_tokens=x.size(0), n_correct=0)
+
+    def validate(self, model):
+        self.seen.append(model.weight.item())
+        return {"val_loss": self.scores.pop(0) if self.scores else 1.0}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def make_trainer(run_dir, task=None, **train):
+    """SGD on y = w x with w = 1 at the start."""
+    cfg = TrainConfig(**{"max_steps": 10, "lr": 0.1, "optimizer": "sgd", "clip_norm": 0.0,
+                         **train})
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    return Trainer(model, task or FakeTask(), cfg, run_dir, Reporter(run_dir / "metrics.jsonl"),
+                   {}, ("val_loss", False))
+
+
+def rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_plateau_decay_follows_the_validation_outcomes(tmp_path):
+    # decay_patience 1: the lr halves after every 2 validations in a row without improvement,
+    # and never goes below min_lr
+    table = [  # (validation loss, lr in its row)
+        (5.0, 1.0), (6.0, 1.0), (6.0, 0.5),  # best, worse, worse: decay
+        (4.0, 0.5), (7.0, 0.5), (7.0, 0.25),  # best again: the count restarts
+        (7.0, 0.25), (7.0, 0.125), (7.0, 0.125), (7.0, 0.1)]  # 0.0625 is below min_lr
+    task = FakeTask(scores=[score for score, _ in table])
+    trainer = make_trainer(tmp_path, task, lr=1.0, schedule="plateau", decay_patience=1,
+                           decay_factor=0.5, min_lr=0.1)
+    for _, lr in table:
+        trainer.validate()
+    assert [r["lr"] for r in rows(tmp_path)] == [lr for _, lr in table]
+    assert (trainer.state.best_score, trainer.state.bad_validations) == (4.0, 6)
+
+
+def test_other_schedules_ignore_the_validation_outcomes(tmp_path):
+    trainer = make_trainer(tmp_path, FakeTask(scores=[5.0, 6.0, 7.0]), lr=1.0,
+                           decay_patience=0)
+    for _ in range(3):
+        trainer.validate()
+    assert [r["lr"] for r in rows(tmp_path)] == [1.0, 1.0, 1.0]
+    assert trainer.state.lr_scale == 1.0
+
+
+@pytest.mark.parametrize("limits, position, reason", [
+    ({"max_steps": 10}, {"step": 9}, ""),
+    ({"max_steps": 10}, {"step": 10}, "reached max_steps 10"),
+    ({"max_epochs": 2}, {"epoch": 1, "step": 99}, ""),
+    ({"max_epochs": 2}, {"epoch": 2}, "reached max_epochs 2"),
+    ({"max_minutes": 1.5}, {"elapsed_s": 89.9}, ""),
+    ({"max_minutes": 1.5}, {"elapsed_s": 90.0}, "reached max_minutes 1.5"),
+    ({"max_steps": 10, "max_epochs": 2}, {"step": 10, "epoch": 2}, "reached max_steps 10"),
+])
+def test_limit_reached(tmp_path, limits, position, reason):
+    trainer = make_trainer(tmp_path, **{"max_steps": 0, **limits})
+    trainer.state = TrainState(**position)
+    assert trainer.limit_reached() == reason
+
+
+def test_window_mean_loss_accuracy_and_throughput():
+    window = Window()
+    assert (window.mean_loss(), window.accuracy(), window.throughput()) == (0.0, 0.0, 0.0)
+    window.add(loss=6.0, tokens=3, correct=1, seconds=0.5)
+    window.add(loss=2.0, tokens=1, correct=1, seconds=1.5)
+    assert window.mean_loss() == 2.0     # 8 nats over 4 tokens
+    assert window.accuracy() == 0.5      # 2 of 4
+    assert window.throughput() == 2.0    # 4 tokens in 2 s
+
+
+def test_clock_laps_count_from_the_start():
+    times = iter([100.0, 102.5, 103.0])
+    clock = Clock(now=lambda: next(times))
+    clock.start()
+    assert (clock.lap(), clock.lap()) == (2.5, 0.5)
+
+
+@pytest.mark.parametrize("train, weight", [
+    ({}, 1.5),                      # gradient of the mean loss: -5; w = 1 - 0.1 * -5
+    ({"clip_norm": 1.0}, 1.1),      # the gradient clipped to norm 1
+    ({"warmup_steps": 2}, 1.25),    # the first of 2 warmup steps: half the lr
+])
+def test_train_step_moves_the_weights_and_counts_the_step(tmp_path, train, weight):
+    trainer = make_trainer(tmp_path, **train)
+    trainer.begin_epoch()
+    out = trainer.train_step(trainer.next_batch())
+    assert out.loss.item() == 5.0  # (1 - 2)^2 + (2 - 4)^2 at w = 1
+    assert out.n_tokens == 2
+    assert trainer.model.weight.item() == pytest.approx(weight)
+    assert (trainer.state.step, trainer.state.batch_in_epoch) == (1, 1)
+
+
+def test_a_loss_that_is_not_finite_stops_the_run(tmp_path):
+    trainer = make_trainer(tmp_path)
+    out = LossOutput(torch.tensor(float("nan")), n_tokens=2, n_correct=0)
+    trainer.state.step = 3
+    with pytest.raises(LstmNlpError, match="training loss is nan at step 3"):
+        trainer.record(out, seconds=0.1)
+
+
+def test_validation_scores_the_average_and_trains_on_from_the_raw_weights(tmp_path):
+    task = FakeTask()
+    trainer = make_trainer(tmp_path, task, average_decay=0.5)
+    trainer.begin_epoch()
+    trainer.train_step(trainer.next_batch())  # w 1 -> 1.5; avg 1 -> 1.45 (d = 1/10 at step 0)
+    trainer.validate()
+    assert task.seen == [pytest.approx(1.45)]
+    assert trainer.model.weight.item() == 1.5 and trainer.model.training
+    best = checkpoint.load(tmp_path / "best.pt")
+    last = checkpoint.load(tmp_path / "last.pt")
+    assert best["model"]["weight"].item() == pytest.approx(1.45)
+    assert "optimizer" not in best  # best.pt is for inference; resume reads last.pt
+    assert last["model"]["weight"].item() == 1.5
+    assert last["average"]["weight"].item() == pytest.approx(1.45)
+
+
+def test_a_failing_validation_leaves_the_raw_weights_in_place(tmp_path):
+    task = FakeTask()
+    task.validate = lambda model: 1 / 0
+    trainer = make_trainer(tmp_path, task, average_decay=0.5)
+    trainer.begin_epoch()
+    trainer.train_step(trainer.next_batch())
+    with pytest.raises(ZeroDivisionError):
+        trainer.validate()
+    assert trainer.model.weight.item() == 1.5
+
+
+def test_epochs_roll_over_and_validate_at_their_ends(tmp_path):
+    task = FakeTask(batches=[(1.0,), (2.0,), (0.5,)])
+    trainer = make_trainer(tmp_path, task, max_steps=0, max_epochs=2, valid_every=0)
+    result = trainer.fit()
+    assert result.reason == "reached max_epochs 2"
+    assert [(r["step"], r["epoch"]) for r in rows(tmp_path)] == [(3, 1), (6, 2)]
+    assert (result.state.step, result.state.epoch, result.state.batch_in_epoch) == (6, 2, 0)
+    assert result.last_validation == rows(tmp_path)[-1]
+
+
+@pytest.mark.parametrize("limits, reason", [
+    ({"max_steps": 2}, "reached max_steps 2"),
+    ({"max_steps": 0, "max_epochs": 1}, "reached max_epochs 1"),  # ended at the epoch's end
+    ({"max_steps": 0, "max_minutes": 1.0}, "reached max_minutes 1"),
+])
+def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, limits, reason):
+    batches = [(1.0,), (2.0,)]
+    make_trainer(tmp_path, FakeTask(batches), max_steps=2, valid_every=0).fit()
+    if "max_minutes" in limits:  # the first run took a minute
+        ckpt = checkpoint.load(tmp_path / "last.pt")
+        ckpt["train_state"]["elapsed_s"] = 60.0
+        checkpoint.save(tmp_path / "last.pt", {k: v for k, v in ckpt.items()
+                                               if k not in ("format", "version")})
+    metrics, last = rows(tmp_path), (tmp_path / "last.pt").read_bytes()
+    trainer = make_trainer(tmp_path, FakeTask(batches), valid_every=0, **limits)
+    trainer.restore()
+    result = trainer.fit()
+    assert result.reason == reason
+    assert result.state.step == 2
+    assert rows(tmp_path) == metrics and len(metrics) == 1
+    assert result.last_validation == metrics[-1]
+    assert (tmp_path / "last.pt").read_bytes() == last
