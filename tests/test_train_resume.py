@@ -205,3 +205,22 @@ def test_weight_average_follows_the_formula_and_swaps_back():
     assert all(torch.allclose(p, expected[k]) for k, p in model.named_parameters())
     avg.swap()
     assert all(torch.equal(p, raw[k]) for k, p in model.named_parameters())
+
+
+def test_ctrl_c_on_the_last_step_then_resume_validates_it_once(tmp_path, corpus):
+    """The uninterrupted run validates its last step (25, between validations every 10);
+    stopped there before validating, the resumed run does it, without a row of zeros."""
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus, train={"max_steps": 25}))
+
+    def press_ctrl_c(step):
+        if step == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 25"):
+        train_run(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
+    train_run(recipe, [], run_dir=tmp_path / "run", resume=True)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text(
+        ).splitlines()]
+    assert [r["step"] for r in rows] == [10, 20, 25]
+    assert "tokens_per_s" not in rows[-1] and "train_loss" not in rows[-1]
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["steps"] == 25

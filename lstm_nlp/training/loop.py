@@ -228,12 +228,14 @@ class Trainer:
         return improved
 
     def row(self, scores: dict[str, float]) -> dict[str, float]:
-        """The metrics row of a validation: the window's training side, the scores, the lr of
-        the next step (after any plateau decay)."""
+        """The metrics row of a validation: the window's training side (left out when no step
+        ran since the resume, rather than written as zeros), the scores, the lr of the next
+        step (after any plateau decay)."""
         s, w = self.state, self.window
-        return {"step": s.step, "epoch": s.epoch + 1, "train_loss": w.mean_loss(),
-                "train_acc": w.accuracy(), **scores, "lr": learning_rate(self.cfg, s),
-                "tokens_per_s": w.throughput(), "elapsed_s": round(s.elapsed_s, 1)}
+        trained = {"train_loss": w.mean_loss(), "train_acc": w.accuracy()} if w.tokens else {}
+        speed = {"tokens_per_s": w.throughput()} if w.tokens else {}  # none since a resume
+        return {"step": s.step, "epoch": s.epoch + 1, **trained, **scores,
+                "lr": learning_rate(self.cfg, s), **speed, "elapsed_s": round(s.elapsed_s, 1)}
 
     def validate(self) -> bool:
         """Validate, update the best score and the schedule, log a row, checkpoint (best.pt
@@ -268,8 +270,11 @@ class Trainer:
         self.begin_epoch()
         total = self.planned_steps()
         if (reason := self.limit_reached() or self.roll_over()):
-            info(f"nothing left to train: the run {reason} at step {self.state.step} "
-                 "(raise that limit to train on)")
+            if self.state.step and self.last_row.get("step") != self.state.step:
+                self.validate()  # stopped (Ctrl-C) after its last step, before validating it
+            else:
+                info(f"nothing left to train: the run {reason} at step {self.state.step} "
+                     "(raise that limit to train on)")
             return TrainResult(self.state, self.last_row, reason)
         self.reporter.start(total, self.state.step)
         validated_at = -1
