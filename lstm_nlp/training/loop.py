@@ -23,7 +23,7 @@ import torch
 from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
 from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
-from lstm_nlp.tasks.base import LossOutput, TrainTask
+from lstm_nlp.tasks.base import LossOutput, TrainTask, inference
 from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.averaging import WeightAverage
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
@@ -208,12 +208,9 @@ class Trainer:
 
     def scores(self) -> dict[str, float]:
         """The task's validation scores, of the averaged weights when averaging."""
-        self.model.eval()
         averaged = self.average.applied() if self.average is not None else contextlib.nullcontext()
-        with averaged, torch.inference_mode(), runtime.autocast(self.cfg.precision):
-            scores = self.task.validate(self.model)
-        self.model.train()
-        return scores
+        with averaged, inference(self.model), runtime.autocast(self.cfg.precision):
+            return self.task.validate(self.model)
 
     def judge(self, score: float) -> bool:
         """Whether `score` is the best so far (kept in the state); otherwise one more
