@@ -5,23 +5,24 @@ import json
 import sys
 
 import pytest
-import yaml
 import torch
+import yaml
 from typer.testing import CliRunner
 
-from lstm_nlp.training import checkpoint
-from lstm_nlp.training.run import train as train_run
-from lstm_nlp.data.batching import length_batches
-from lstm_nlp.tasks.classify.task import class_names, encode_texts
-from lstm_nlp.tasks.classify.model import Classifier
 from lstm_nlp.cli import app
 from lstm_nlp.config.sections import TrainConfig
+from lstm_nlp.data.batching import length_batches
+from lstm_nlp.data.tokenizer import WordTokenizer
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.metrics import classification_scores
-from lstm_nlp.data.tokenizer import WordTokenizer
+from lstm_nlp.tasks.classify.model import Classifier
+from lstm_nlp.tasks.classify.task import class_names, encode_texts
+from lstm_nlp.training import checkpoint
 from lstm_nlp.training.optim import build_optimizer, unfreeze
+from lstm_nlp.training.run import train as train_run
 from lstm_nlp.training.schedules import learning_rate
 from lstm_nlp.training.state import TrainState
+
 from conftest import ROOT, tiny_lm_recipe, tiny_recipe, with_sections, write_recipe
 
 sys.path.insert(0, str(ROOT / "data"))
@@ -240,8 +241,8 @@ def test_held_out_validation_when_the_data_has_no_valid_split(tmp_path, sentimen
 
 def test_max_train_examples_is_a_seeded_random_subset(tmp_path):
     """Data sorted by label (as IMDB ships): the first N rows would be one class only."""
-    from lstm_nlp.tasks.classify import verbs as classify_pipeline
     from lstm_nlp.config import load_recipe
+    from lstm_nlp.tasks.classify import verbs as classify_pipeline
 
     folder = tmp_path / "sorted"
     folder.mkdir()
@@ -368,9 +369,9 @@ def test_a_bad_test_split_keeps_the_trained_run(tmp_path, sentiment):
 def test_subword_sampling_resegments_each_epoch_and_resumes_exactly(tmp_path, sentiment):
     """train.subword_alpha: each epoch reads new sentencepiece segmentations of the same text,
     drawn from (seed, epoch) only, so a killed run resumes to the same weights."""
-    from lstm_nlp.tasks.classify.task import ClassificationTask
     from lstm_nlp.config import load_recipe
     from lstm_nlp.data.corpora import load_labeled_split
+    from lstm_nlp.tasks.classify.task import ClassificationTask
 
     recipe = write_recipe(tmp_path / "r.yaml", tiny_classify_recipe(
         sentiment, tokenizer={"type": "unigram", "vocab_size": 120}, model={"max_tokens": 400},

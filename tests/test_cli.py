@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_nlp.cli import app
+
 from conftest import tiny_recipe, write_recipe
 
 runner = CliRunner()

@@ -5,6 +5,7 @@ import pytest
 from lstm_nlp.config import load_recipe
 from lstm_nlp.errors import ConfigError
 from lstm_nlp.tasks.translate.config import TranslateModelConfig
+
 from conftest import tiny_recipe, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from lstm_nlp.tasks.translate.config import TranslateDataConfig
 from lstm_nlp.data.corpora import load_split, read_lines
 from lstm_nlp.errors import DataError
+from lstm_nlp.tasks.translate.config import TranslateDataConfig
 
 PAIRS = [("Ein Hund.", "A dog."), ("Zwei Katzen, \"drei\".", "Two cats, \"three\".")]
 

@@ -8,14 +8,15 @@ import torch
 
 from lstm_nlp.config import recipe_from_dict
 from lstm_nlp.config.sections import TokenizerConfig
-from lstm_nlp.tasks.lm.config import LMModelConfig
+from lstm_nlp.data.tokenizer import (EOS_ID, UNK_ID, WordTokenizer, tokenizer_from_state,
+                                     train_tokenizer)
 from lstm_nlp.errors import CheckpointError, ConfigError
+from lstm_nlp.nn.regularization import keep_mask
+from lstm_nlp.tasks.lm.config import LMModelConfig
 from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
 from lstm_nlp.tasks.lm.sampling import SampleOptions, generate, next_token
 from lstm_nlp.tasks.lm.task import (LanguageModelTask, batchify, bptt_windows, stream_nll,
                                     token_stream, window)
-from lstm_nlp.nn.regularization import keep_mask
-from lstm_nlp.data.tokenizer import EOS_ID, UNK_ID, WordTokenizer, tokenizer_from_state, train_tokenizer
 
 REGULARISED = dict(dropout=0.4, dropout_input=0.3, dropout_hidden=0.3, dropout_embedding=0.2,
                    weight_drop=0.5)

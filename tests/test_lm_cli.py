@@ -6,10 +6,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_nlp.training import checkpoint
-from lstm_nlp.training.run import train as train_run
 from lstm_nlp.cli import app
 from lstm_nlp.errors import DataError
+from lstm_nlp.training import checkpoint
+from lstm_nlp.training.run import train as train_run
+
 from conftest import tiny_lm_recipe, write_recipe
 
 runner = CliRunner()
@@ -146,8 +147,8 @@ def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):
     exactly the held-out lines."""
     import gzip
 
-    from lstm_nlp.tasks.lm import verbs as lm_pipeline
     from lstm_nlp.config import load_recipe
+    from lstm_nlp.tasks.lm import verbs as lm_pipeline
 
     lines = (text_corpus / "valid.txt").read_text().splitlines()
     with gzip.open(tmp_path / "reviews.tsv.gz", "wt", encoding="utf-8") as f:

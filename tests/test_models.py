@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from lstm_nlp.nn.attention import Attention
 from lstm_nlp.data.batching import pad, seq2seq_batch
-from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
+from lstm_nlp.nn.attention import Attention
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
+from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
 
 PAD, BOS, EOS = 0, 2, 3
 

@@ -19,6 +19,7 @@ from lstm_nlp.config.sections import Section, TrainConfig, section
 from lstm_nlp.tasks import registry
 from lstm_nlp.tasks.base import EvalRequest, LossOutput, inference
 from lstm_nlp.training import checkpoint
+
 from conftest import write_recipe
 
 # ---------------------------------------------------------------- the toy task: its recipe

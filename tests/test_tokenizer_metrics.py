@@ -4,9 +4,9 @@ import pytest
 
 from lstm_nlp import metrics
 from lstm_nlp.config.sections import TokenizerConfig
-from lstm_nlp.errors import CheckpointError, ConfigError
 from lstm_nlp.data.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, SentencePieceTokenizer,
-                                TokenizerPair, train_or_load)
+                                     TokenizerPair, train_or_load)
+from lstm_nlp.errors import CheckpointError, ConfigError
 
 TEXTS = ["Ein kleines Mädchen klettert in ein Spielhaus.", "A little girl climbs.",
          "Zwei Männer stehen am Herd und bereiten Essen zu."] * 30

@@ -7,9 +7,10 @@ import signal
 import pytest
 import torch
 
+from lstm_nlp.errors import CheckpointError, ConfigError, TrainingInterrupted
 from lstm_nlp.training import checkpoint
 from lstm_nlp.training.run import train as train_run
-from lstm_nlp.errors import CheckpointError, ConfigError, TrainingInterrupted
+
 from conftest import tiny_recipe, write_recipe
 
 

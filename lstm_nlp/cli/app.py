@@ -1,5 +1,6 @@
-"""The `lstm-nlp` command: parse arguments, call one pipeline function, and turn domain errors
-into one red line and exit code 1 (130 after Ctrl-C). Heavy imports happen inside the commands."""
+"""The Typer app and what every command shares: options, the error boundary (domain errors and
+what the operating system refuses become one red line and exit code 1, 130 after Ctrl-C), the
+atomic output file and the console entry point. Heavy imports happen inside the commands."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import contextlib
 import functools
 import os
 import sys
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from lstm_nlp import __version__
+
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
                   add_completion=False,
                   help="Train, evaluate and use LSTM models for NLP. See README.md.")

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 
-
 def train(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/).")],
     set_: Annotated[Optional[list[str]], typer.Option(

@@ -50,7 +50,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of keys, got {type(raw).__name__}")
-    if raw.get("task") != "chain":  # a chain's overrides belong to its stages (pipeline)
+    if raw.get("task") != "chain":  # a chain's overrides belong to its stages (tasks/chain.py)
         raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
     if not raw["name"]:

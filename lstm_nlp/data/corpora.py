@@ -9,13 +9,13 @@ from __future__ import annotations
 import gzip
 import random
 from dataclasses import dataclass
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
+from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.classify.config import ClassifyDataConfig
 from lstm_nlp.tasks.lm.config import LMDataConfig
 from lstm_nlp.tasks.translate.config import TranslateDataConfig
-from lstm_nlp.errors import DataError
 
 EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 

@@ -7,7 +7,6 @@ from typing import Iterator, TextIO
 
 from lstm_nlp.errors import DataError
 
-
 HELD_OUT = "valid (held out from train)"  # the validation rows of a recipe with `valid: ""`
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from lstm_nlp.config import Recipe, recipe_from_dict
-from lstm_nlp.errors import CheckpointError, ConfigError, LstmNlpError
 from lstm_nlp.data.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
+from lstm_nlp.errors import CheckpointError, ConfigError, LstmNlpError
 from lstm_nlp.tasks import registry
 
 FORMAT = "lstm-nlp-checkpoint"

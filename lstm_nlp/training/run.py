@@ -12,8 +12,9 @@ from lstm_nlp.config import Recipe, load_recipe, save_recipe
 from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.tasks import chain, registry
-from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training import checkpoint
 from lstm_nlp.training import loop as trainer
+from lstm_nlp.training import runtime
 
 # Recipe keys that may change when a run is resumed (limits and logging, not the experiment).
 RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_minutes",

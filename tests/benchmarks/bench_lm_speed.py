@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_nlp.training import runtime
-from lstm_nlp.training import loop as trainer
 from lstm_nlp.config import load_recipe
+from lstm_nlp.reporting.console import Reporter
 from lstm_nlp.tasks.lm.model import build_lm
 from lstm_nlp.tasks.lm.task import LanguageModelTask, batchify, bptt_windows, token_stream, window
-from lstm_nlp.reporting.console import Reporter
+from lstm_nlp.training import loop as trainer
+from lstm_nlp.training import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 PTB = ROOT.parent / "shared" / "data" / "ptb"

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_nlp.training import runtime
-from lstm_nlp.training import loop as trainer
 from lstm_nlp.data.batching import seq2seq_batch, token_batches
 from lstm_nlp.reporting.console import Reporter
 from lstm_nlp.tasks.translate.config import TranslateTrainConfig
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
+from lstm_nlp.training import loop as trainer
+from lstm_nlp.training import runtime
 
 MULTI30K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multi30k"
 V, E, H, PAD, BOS, EOS = 8000, 256, 512, 0, 2, 3
@@ -157,8 +157,8 @@ def time_plain(batches, precision: str) -> float:
 
 def time_decoding(model_dir: Path) -> None:
     from lstm_nlp.data.corpora import load_split
-    from lstm_nlp.training.checkpoint import load_model
     from lstm_nlp.tasks.translate.task import DecodeOptions, translate_lines
+    from lstm_nlp.training.checkpoint import load_model
 
     model, tok, recipe = load_model(model_dir)
     pairs = load_split(recipe.data, recipe.data.test)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
-
-from enum import Enum
 
 import typer
 
@@ -27,9 +26,10 @@ def classify(
     precision: PrecisionOpt = None,
 ) -> None:
     """Classify each line of stdin (or --input): one output line per input line, in order."""
-    from lstm_nlp.tasks.classify import verbs as classify_pipeline
+    from lstm_nlp.tasks.classify import verbs
+
     with output_stream(output) as out:
-        classify_pipeline.classify(model, input, out, sys.stdin, format.value, batch_size,
+        verbs.classify(model, input, out, sys.stdin, format.value, batch_size,
                                    precision.value if precision else None)
 
 

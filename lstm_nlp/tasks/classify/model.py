@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_nlp.tasks.classify.config import ClassifyModelConfig
 from lstm_nlp.nn.kernels.matmul import Linear
 from lstm_nlp.nn.regularization import (embedding_dropout, lstm_layer_sizes, sequence_dropout,
                                         weight_dropped_lstm)
+from lstm_nlp.tasks.classify.config import ClassifyModelConfig
 
 
 class Classifier(nn.Module):

@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from lstm_nlp import metrics
-from lstm_nlp.tasks.classify.model import Classifier
-from lstm_nlp.tasks.classify.config import ClassifyRecipe
 from lstm_nlp.data.batching import length_batches, pad
 from lstm_nlp.data.corpora import LabeledText
+from lstm_nlp.data.tokenizer import Tokenizer
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.tasks.base import LossOutput, inference
-from lstm_nlp.data.tokenizer import Tokenizer
+from lstm_nlp.tasks.classify.config import ClassifyRecipe
+from lstm_nlp.tasks.classify.model import Classifier
 
 
 def class_names(labels: list[str]) -> list[str]:

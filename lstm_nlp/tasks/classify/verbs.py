@@ -12,22 +12,22 @@ from typing import TextIO
 
 import torch
 
-from lstm_nlp.training import checkpoint
 from lstm_nlp import metrics
-from lstm_nlp.reporting import console as reporting
-from lstm_nlp.reporting import markdown
-from lstm_nlp.training import runtime
-from lstm_nlp.tasks.classify.task import (ClassificationTask, class_names, encode_texts, label_ids,
-                                     predict)
-from lstm_nlp.tasks.classify.model import Classifier, build_classifier
-from lstm_nlp.tasks.classify.config import ClassifyRecipe
 from lstm_nlp.data.corpora import (LabeledText, load_labeled_file, load_labeled_split,
                                    split_off_validation)
-from lstm_nlp.errors import CheckpointError, ConfigError, DataError
-from lstm_nlp.tasks.base import EvalRequest
 from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
+from lstm_nlp.errors import CheckpointError, ConfigError, DataError
+from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import markdown
+from lstm_nlp.tasks.base import EvalRequest
+from lstm_nlp.tasks.classify.config import ClassifyRecipe
+from lstm_nlp.tasks.classify.model import Classifier, build_classifier
+from lstm_nlp.tasks.classify.task import (ClassificationTask, class_names, encode_texts, label_ids,
+                                          predict)
 from lstm_nlp.tasks.lm.transfer import ENCODER, load_weights, tokenizer_for_run
+from lstm_nlp.training import checkpoint, runtime
+
 
 def _splits(recipe: ClassifyRecipe) -> tuple[LabeledText, LabeledText]:
     """Training and validation rows; without a validation split, a seeded random

@@ -25,12 +25,13 @@ def generate(
 ) -> None:
     """Continue each prompt line from stdin (or --input) with a language model: one line out per
     line in; an empty line starts from the start of a text."""
-    from lstm_nlp.tasks.lm import verbs as lm_pipeline
+    from lstm_nlp.tasks.lm import verbs
+
     options = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                    seed=seed, batch_size=batch_size,
                    precision=precision.value if precision else None)
     with output_stream(output) as out:
-        lm_pipeline.generate(model, input, out, sys.stdin, **options)
+        verbs.generate(model, input, out, sys.stdin, **options)
 
 
 COMMANDS = [generate]

@@ -10,13 +10,12 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_nlp.data.batching import pad
 from lstm_nlp.data.tokenizer import PAD_ID
-
-from lstm_nlp.tasks.lm.config import LMModelConfig
 from lstm_nlp.nn.kernels.matmul import Linear
-from lstm_nlp.tasks.base import LossOutput
 from lstm_nlp.nn.kernels.output_loss import output_loss
 from lstm_nlp.nn.regularization import (activation_penalty, embedding_dropout, lstm_layer_sizes,
                                         sequence_dropout, weight_dropped_lstm)
+from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.tasks.lm.config import LMModelConfig
 
 State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h (1, B, H_l), c (1, B, H_l)
 

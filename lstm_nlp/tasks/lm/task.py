@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import torch
 
 from lstm_nlp import metrics
-from lstm_nlp.tasks.lm.config import LMRecipe
-from lstm_nlp.errors import DataError
-from lstm_nlp.tasks.lm.model import LanguageModel, State, detach
-from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.data.tokenizer import Tokenizer
+from lstm_nlp.errors import DataError
+from lstm_nlp.tasks.base import LossOutput, inference
+from lstm_nlp.tasks.lm.config import LMRecipe
+from lstm_nlp.tasks.lm.model import LanguageModel, State, detach
 
 
 def token_stream(tok: Tokenizer, lines: list[str]) -> torch.Tensor:

@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from lstm_nlp.training import checkpoint
 from lstm_nlp.config.sections import TokenizerConfig
-from lstm_nlp.tasks.lm.config import LMRecipe
-from lstm_nlp.errors import CheckpointError, ConfigError
 from lstm_nlp.data.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, train_or_load_one
+from lstm_nlp.errors import CheckpointError, ConfigError
+from lstm_nlp.tasks.lm.config import LMRecipe
+from lstm_nlp.training import checkpoint
 
 ARCHITECTURE = ("emb_size", "hidden_size", "layers", "tie_weights")
 ENCODER = ("embedding.", "lstms.")  # the parameters a classifier takes from a language model

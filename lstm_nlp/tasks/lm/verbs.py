@@ -9,21 +9,21 @@ from typing import TextIO
 
 import torch
 
-from lstm_nlp.training import checkpoint
-from lstm_nlp.tasks.lm import sampling
-from lstm_nlp.reporting import console as reporting
-from lstm_nlp.reporting import markdown
-from lstm_nlp.training import runtime
-from lstm_nlp.tasks.lm.config import LMRecipe
 from lstm_nlp.data.corpora import (TextLines, load_text_file, load_text_split, read_lines,
                                    split_off_validation)
-from lstm_nlp.errors import ConfigError, DataError
-from lstm_nlp.tasks.base import EvalRequest, overridden
-from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
-from lstm_nlp.tasks.lm.task import LanguageModelTask, stream_nll, token_stream
 from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
+from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import markdown
+from lstm_nlp.tasks.base import EvalRequest, overridden
+from lstm_nlp.tasks.lm import sampling
+from lstm_nlp.tasks.lm.config import LMRecipe
+from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
+from lstm_nlp.tasks.lm.task import LanguageModelTask, stream_nll, token_stream
 from lstm_nlp.tasks.lm.transfer import load_weights, tokenizer_for_run
+from lstm_nlp.training import checkpoint, runtime
+
 
 def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
     train_text, valid_text = _splits(recipe)
@@ -75,9 +75,7 @@ def test_report(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe) -> dict 
     text = load_text_split(recipe.data, recipe.data.test)
     test = _perplexity(model, tok, text, recipe.eval.batch_size, recipe)
     prompts = list(recipe.eval.prompts) or [""] * recipe.eval.samples
-    g = recipe.generate
-    opts = sampling.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p, g.batch_size,
-                            recipe.seed, recipe.train.precision)
+    opts = _sampling(recipe, recipe.seed)
     texts = sampling.generate(model, tok, prompts, opts, torch.Generator().manual_seed(recipe.seed))
     test["samples"] = [{"prompt": p, "text": t} for p, t in zip(prompts, texts)]
     test["markdown"] = [_perplexity_md(test), "## Samples\n",
@@ -85,6 +83,13 @@ def test_report(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe) -> dict 
                                 for s in test["samples"])
                         or "_none_\n"]
     return test
+
+
+def _sampling(recipe: LMRecipe, seed: int) -> sampling.SampleOptions:
+    """The recipe's sampling settings (its `generate` section, its training precision)."""
+    g = recipe.generate
+    return sampling.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p, g.batch_size,
+                                  seed, recipe.train.precision)
 
 
 def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_size: int,
@@ -157,11 +162,8 @@ def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
     """One sampled continuation per input line (prompt), in order; same seed, same text."""
     runtime.tune_allocator()
     model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate")
-    g = recipe.generate
-    opts = overridden(sampling.SampleOptions(g.max_tokens, g.temperature, g.top_k, g.top_p,
-                                             g.batch_size, seed, recipe.train.precision),
-                      max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                      batch_size=batch_size, precision=precision)
+    opts = overridden(_sampling(recipe, seed), max_tokens=max_tokens, temperature=temperature,
+                      top_k=top_k, top_p=top_p, batch_size=batch_size, precision=precision)
     generator = torch.Generator().manual_seed(seed)
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 512)):

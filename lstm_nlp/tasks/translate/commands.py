@@ -22,11 +22,12 @@ def translate(
     precision: PrecisionOpt = None,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line."""
-    from lstm_nlp.tasks.translate import verbs as translate_pipeline
+    from lstm_nlp.tasks.translate import verbs
+
     options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
                    batch_size=batch_size, precision=precision.value if precision else None)
     with output_stream(output) as out:
-        translate_pipeline.translate(model, input, out, sys.stdin, **options)
+        verbs.translate(model, input, out, sys.stdin, **options)
 
 
 COMMANDS = [translate]

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from lstm_nlp.data.batching import Seq2SeqBatch
-from lstm_nlp.tasks.base import LossOutput
-from lstm_nlp.tasks.translate.config import TranslateModelConfig
 from lstm_nlp.nn.decoder import AttentionDecoder, DecoderState
 from lstm_nlp.nn.encoder import LSTMEncoder
 from lstm_nlp.nn.kernels.matmul import Linear
 from lstm_nlp.nn.kernels.output_loss import output_loss
+from lstm_nlp.tasks.base import LossOutput
+from lstm_nlp.tasks.translate.config import TranslateModelConfig
 
 
 @dataclass

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from lstm_nlp import metrics
-from lstm_nlp.training import runtime
 from lstm_nlp.data.batching import Seq2SeqBatch, pad, seq2seq_batch, sorted_chunks, token_batches
-from lstm_nlp.tasks.translate.config import TranslateRecipe as Recipe
 from lstm_nlp.data.corpora import ParallelText
-from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
+from lstm_nlp.data.tokenizer import TokenizerPair
 from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.base import LossOutput, inference
+from lstm_nlp.tasks.translate.config import TranslateRecipe as Recipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
-from lstm_nlp.data.tokenizer import TokenizerPair
+from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
+from lstm_nlp.training import runtime
 
 
 @dataclass

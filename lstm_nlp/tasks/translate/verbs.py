@@ -9,18 +9,18 @@ from typing import TextIO
 
 import torch
 
-from lstm_nlp.training import checkpoint
-from lstm_nlp.reporting import console as reporting
-from lstm_nlp.reporting import markdown
-from lstm_nlp.training import runtime
-from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
-from lstm_nlp.errors import ConfigError, DataError
-from lstm_nlp.tasks.base import EvalRequest, overridden
-from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.data.textio import read_input_lines, report_folder, split_name
 from lstm_nlp.data.tokenizer import TokenizerPair, train_or_load
+from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import markdown
+from lstm_nlp.tasks.base import EvalRequest, overridden
+from lstm_nlp.tasks.translate.config import TranslateRecipe
+from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
+from lstm_nlp.training import checkpoint, runtime
+
 
 def setup(recipe: TranslateRecipe, run_dir: Path, resume: bool):
     d = recipe.data
@@ -49,7 +49,7 @@ def rebuild(ckpt: dict, recipe: TranslateRecipe, path: Path
 
 
 def test_report(model: Seq2SeqModel, tok: TokenizerPair, recipe: TranslateRecipe
-                    ) -> dict | None:
+                ) -> dict | None:
     test_split = load_split(recipe.data, recipe.data.test)
     test, hyps = _score(model, tok, test_split, decode_options(recipe), recipe)
     reporting.print_scores(f"test ({recipe.data.test}, beam {recipe.decode.beam_size})", {
@@ -64,9 +64,10 @@ def test_report(model: Seq2SeqModel, tok: TokenizerPair, recipe: TranslateRecipe
     return test
 
 
-def decode_options(recipe: TranslateRecipe, beam: int | None = None, length_penalty: float | None = None,
-                    max_len_ratio: float | None = None, batch_size: int | None = None,
-                    precision: str | None = None) -> DecodeOptions:
+def decode_options(recipe: TranslateRecipe, beam: int | None = None,
+                   length_penalty: float | None = None, max_len_ratio: float | None = None,
+                   batch_size: int | None = None, precision: str | None = None
+                   ) -> DecodeOptions:
     """Command-line values where given, else the recipe's (precision: the training precision)."""
     d = recipe.decode
     return overridden(DecodeOptions(d.beam_size, d.length_penalty, d.max_len_ratio,
