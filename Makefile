@@ -1,8 +1,12 @@
 # make demo   fresh machine: venv + install, train the demo recipes, translate, score, generate,
 #             classify
 # make test   fresh machine: venv + install, run the whole test suite
+# make install TORCH_INDEX=https://download.pytorch.org/whl/cpu   torch's CPU-only build (no GPU
+#             libraries, ~200 MB instead of gigabytes); or .../whl/cu128 for CUDA. Empty: pip's own
+#             configuration (PyPI, or the indexes pip.conf names)
 PYTHON ?= python3
 VENV   ?= .venv
+TORCH_INDEX ?=
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export HF_DATASETS_OFFLINE := 1
@@ -15,7 +19,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e ".[test]"
 	touch $(STAMP)
 
 test: $(STAMP)

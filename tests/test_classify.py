@@ -174,17 +174,19 @@ def test_classify_keeps_one_line_per_input_line(trained_classifier):
     data = b"the film was good .\n\nthe plot is dull , but the music was great .\r\n"
     result = runner.invoke(app, ["classify", "-m", str(trained_classifier)], input=data)
     assert result.exit_code == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 3
-    for line in lines:
+    lines = result.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # the empty line stays empty
+    for line in (lines[0], lines[2]):
         label, prob = line.split("\t")
         assert label in ("negative", "neutral", "positive") and 0.0 < float(prob) <= 1.0
     js = runner.invoke(app, ["classify", "-m", str(trained_classifier), "--format", "jsonl"],
                        input=data)
     rows = [json.loads(line) for line in js.stdout.splitlines()]
-    assert len(rows) == 3 and [r["label"] for r in rows] == [ln.split("\t")[0] for ln in lines]
-    assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-4) for r in rows)
-    assert "classified 3 texts" in result.stderr
+    assert len(rows) == 3 and rows[1] == {"label": None, "probability": None, "probs": None}
+    assert [rows[0]["label"], rows[2]["label"]] == [lines[0].split("\t")[0],
+                                                    lines[2].split("\t")[0]]
+    assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-4) for r in rows[::2])
+    assert "classified 2 texts" in result.stderr and "1 empty line" in result.stderr
 
 
 def test_eval_classifier_on_a_split_and_a_file(trained_classifier, sentiment, tmp_path):
@@ -193,11 +195,24 @@ def test_eval_classifier_on_a_split_and_a_file(trained_classifier, sentiment, tm
     assert by_split.exit_code == 0, by_split.stderr
     a = json.loads((tmp_path / "eval-valid.json").read_text())
     by_file = runner.invoke(app, ["eval", "-m", str(trained_classifier), "-i",
-                                  str(sentiment / "valid.tsv"), "--out-dir", str(tmp_path / "f")])
+                                  str(sentiment / "valid.tsv"), "--out-dir", str(tmp_path)])
     assert by_file.exit_code == 0, by_file.stderr
-    b = json.loads((tmp_path / "f" / "eval-valid.json").read_text())
+    b = json.loads((tmp_path / "eval-valid.tsv.json").read_text())  # not the split's report
     assert a["accuracy"] == b["accuracy"] and a["confusion"] == b["confusion"]
+    assert json.loads((tmp_path / "eval-valid.json").read_text()) == a
     assert "confusion matrix" in by_split.stderr
+    piped = runner.invoke(app, ["eval", "-m", str(trained_classifier), "--out-dir",
+                                str(tmp_path)], input=(sentiment / "valid.tsv").read_bytes())
+    assert piped.exit_code == 0, piped.stderr  # labeled rows on stdin, in the recipe's format
+    c = json.loads((tmp_path / "eval-stdin.json").read_text())
+    assert c["accuracy"] == a["accuracy"] and c["confusion"] == a["confusion"]
+
+
+def test_eval_classifier_stdin_errors_name_stdin(trained_classifier, tmp_path):
+    args = ["eval", "-m", str(trained_classifier), "--out-dir", str(tmp_path)]
+    headless = runner.invoke(app, args, input=b"a fine film\tpositive\n")
+    assert headless.exit_code == 1 and "stdin (tsv)" in headless.stderr
+    assert "Traceback" not in headless.stderr and "/tmp" not in headless.stderr
 
 
 def test_classifier_data_errors(tmp_path, sentiment):
@@ -429,7 +444,7 @@ def second_classifier(tmp_path_factory, sentiment):
 
 def test_an_ensemble_averages_its_members_probabilities(trained_classifier, second_classifier,
                                                        tmp_path):
-    texts = b"the film was good .\n\nthe plot is dull , the music great .\n"
+    texts = b"the film was good .\na dull film\nthe plot is dull , the music great .\n"
 
     def probs(*runs):
         args = ["classify", "--format", "jsonl"] + [a for r in runs for a in ("-m", str(r))]

@@ -69,7 +69,7 @@ def test_eval_writes_reports_with_signature(trained_run, tmp_path, corpus):
                                  "--ref", str(corpus / "test.de"), "--beam", "1",
                                  "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.stderr
-    assert (tmp_path / "eval-test-beam1.hyp").is_file()
+    assert (tmp_path / "eval-test.en-beam1.hyp").is_file()  # named after the --src file
 
 
 @pytest.mark.parametrize("args, message", [
@@ -114,6 +114,23 @@ def test_pipe_into_head_ends_quietly(trained_run):
 def test_help_and_version():
     assert runner.invoke(app, ["--help"]).exit_code == 0
     assert "lstm-nlp 0." in runner.invoke(app, ["--version"]).stdout
+    assert runner.invoke(app, ["-V"]).stdout == runner.invoke(app, ["--version"]).stdout
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["generate"], ["classify"],
+                                     ["eval"]])
+def test_help_shows_what_a_user_types(command):
+    """Plain metavars: no Python types (`<bool>`, `<list[str]>`), no braces around the
+    recipe, every option described, and no pointer to a README a pip user lacks."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for noise in ("<bool>", "<path>", "<int", "<float", "<str>", "list[", "{recipe}",
+                  "README", "--no-"):
+        assert noise not in result.stdout, (noise, result.stdout)
+    if command == ["train"]:
+        assert "[OPTIONS] RECIPE" in result.stdout and "KEY=VALUE" in result.stdout
+    if not command:
+        assert "-V" in result.stdout and "Print the version and exit." in result.stdout
 
 
 def test_ctrl_c_during_train_exits_130(monkeypatch, tmp_path):
@@ -168,7 +185,7 @@ def test_numeric_options_are_checked_before_the_model_loads(args, option):
 @pytest.mark.parametrize("args, message", [
     (["translate", "-m", "x", "--beam", "0"], "Invalid value for '--beam'"),
     (["translate", "--bogus"], "No such option: --bogus"),
-    (["train"], "Missing argument 'recipe'"),
+    (["train"], "Missing argument 'RECIPE'"),
     (["nosuchverb"], "No such command 'nosuchverb'"),
 ])
 def test_usage_errors_are_one_line_with_exit_code_2(args, message):

@@ -32,7 +32,7 @@ def test_old_translation_checkpoint_translates_identically(tmp_path, beam, expec
 def test_old_language_model_scores_the_same_perplexity(tmp_path):
     expected = json.loads((RELEASE / "lm-eval.json").read_text())
     run("eval", "-m", RELEASE / "lm.pt", "-i", TEST_EN, "--out-dir", tmp_path)
-    report = json.loads((tmp_path / "eval-test.json").read_text())
+    report = json.loads((tmp_path / f"eval-{TEST_EN.name}.json").read_text())
     assert report["tokens"] == expected["tokens"]
     assert abs(report["ppl"] - expected["ppl"]) <= 1e-3
 

@@ -44,8 +44,17 @@ def test_eval_split_file_and_stdin_agree(trained_lm, text_corpus, tmp_path):
     by_file = runner.invoke(app, ["eval", "-m", str(trained_lm), "-i",
                                   str(text_corpus / "test.txt"), "--out-dir", str(tmp_path)])
     assert by_file.exit_code == 0, by_file.stderr
-    assert json.loads((tmp_path / "eval-test.json").read_text())["ppl"] == pytest.approx(split_ppl)
+    by_file_ppl = json.loads((tmp_path / "eval-test.txt.json").read_text())["ppl"]
+    assert by_file_ppl == pytest.approx(split_ppl)  # its own report, not the split's
     assert "ppl" in piped.stderr and piped.stdout == ""  # results on stderr and in files
+
+
+def test_eval_of_an_empty_stdin_scores_the_test_split(trained_lm, tmp_path):
+    result = runner.invoke(app, ["eval", "-m", str(trained_lm), "--out-dir", str(tmp_path)],
+                           input=b"")  # a script's /dev/null: not a terminal, nothing piped
+    assert result.exit_code == 0, result.stderr
+    assert "stdin is empty: scoring the test split" in result.stderr
+    assert (tmp_path / "eval-test.json").is_file()
 
 
 def test_eval_batch_size_changes_little(trained_lm, tmp_path):
@@ -73,7 +82,6 @@ def test_generate_one_line_per_prompt_reproducible(trained_lm):
 
 @pytest.mark.parametrize("args, data, message", [
     (["generate"], b"ok\n\xfe\n", "stdin: line 2, byte 1: not valid UTF-8 (0xfe)"),
-    (["eval"], b"", "stdin: no text to evaluate"),
     (["eval", "--src", "x.de", "--ref", "x.en"], b"", "--src/--ref/--beam are for translation"),
     (["eval", "--split", "nope"], b"", "nope.txt"),
     (["translate"], b"a\n", "is a language model; translate needs a translation model"),

@@ -17,11 +17,32 @@ import typer
 from lstm_nlp import __version__
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  add_completion=False,
-                  help="Train, evaluate and use LSTM models for NLP. See README.md.")
+                  add_completion=False, rich_markup_mode="markdown",
+                  help="Train, evaluate and use LSTM models for NLP.",
+                  epilog="Each command's options: lstm-nlp COMMAND --help")
 
-Model = Annotated[Path, typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file.")]
-Models = Annotated[list[Path], typer.Option("--model", "-m", help="Run folder (uses best.pt) or .pt file; classifiers: repeat for an ensemble (mean probabilities).")]
+
+def _plain_metavars() -> None:
+    """Show in the help what a user types: Typer 0.29 prints a type after every option,
+    flags too (`--help <bool>`), and braces around required arguments (`{recipe}`). Flags get
+    no metavar and arguments their own (RECIPE); options name theirs where they are declared
+    (`metavar=`). Left alone where a Typer version lacks these methods."""
+    core = typer.core
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    if option is not None and hasattr(option, "display_type_rich"):
+        shown = option.display_type_rich
+        option.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)
+    if argument is not None and hasattr(argument, "_usage_display_name"):
+        argument.display_type_rich = lambda self, ctx: None
+        argument._usage_display_name = lambda self: self.display_name_raw + \
+            ("..." if self.nargs != 1 else "")
+
+
+_plain_metavars()
+
+Model = Annotated[Path, typer.Option("--model", "-m", metavar="PATH", help="Run folder (uses best.pt) or .pt file.")]
+Models = Annotated[list[Path], typer.Option("--model", "-m", metavar="PATH", help="Run folder (uses best.pt) or .pt file; classifiers: repeat for an ensemble (mean probabilities).")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write here, not stdout.")]
 
 
 class Precision(str, Enum):
@@ -30,7 +51,7 @@ class Precision(str, Enum):
 
 
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
-    help="Inference arithmetic \\[the recipe's train.precision].")]
+    metavar="fp32|bf16", help="Inference arithmetic \\[the recipe's train.precision].")]
 
 
 def positive(value: float | None) -> float | None:
@@ -78,8 +99,10 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version,
-                                                is_eager=True)] = False) -> None:
+def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_version,
+                                                is_eager=True,
+                                                help="Print the version and exit.")] = False
+          ) -> None:
     """Train, evaluate and use LSTM models for NLP."""
 
 

@@ -13,13 +13,13 @@ from lstm_nlp.cli.app import Models, PrecisionOpt
 
 def eval_(
     model: Models,
-    split: Annotated[Optional[str], typer.Option(help="Split of the recipe's data: train, valid, test (the recipe's names for them) or a split name \\[test].")] = None,
-    src: Annotated[Optional[Path], typer.Option(help="Translation: source file (with --ref).")] = None,
-    ref: Annotated[Optional[Path], typer.Option(help="Translation: reference file (with --src).")] = None,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Language model: text file to score (default: stdin when piped, else --split). Classifier: a labeled file in the recipe's format.")] = None,
-    beam: Annotated[Optional[int], typer.Option(min=1, help="Translation: beam size; 1 = greedy \\[recipe].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sentences (translation), parallel streams (language model) or texts (classifier) per batch \\[recipe].")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder \\[the run folder].")] = None,
+    split: Annotated[Optional[str], typer.Option(metavar="NAME", help="Split of the recipe's data: train, valid, test (the recipe's names for them) or a split name \\[test].")] = None,
+    src: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Translation: source file (with --ref).")] = None,
+    ref: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Translation: reference file (with --src).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", metavar="FILE", help="Language model: text file to score (default: stdin when piped, else --split). Classifier: a labeled file in the recipe's format.")] = None,
+    beam: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Translation: beam size; 1 = greedy \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Sentences (translation), parallel streams (language model) or texts (classifier) per batch \\[recipe].")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Report folder \\[the run folder].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Score a model. Translation: BLEU and chrF (sacrebleu, with signature) and perplexity.

@@ -9,12 +9,12 @@ import typer
 
 
 def train(
-    recipe: Annotated[Path, typer.Argument(help="YAML recipe (see recipes/).")],
+    recipe: Annotated[Path, typer.Argument(metavar="RECIPE", help="YAML recipe file.")],
     set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Override a recipe key: --set train.lr=0.0005 (repeatable).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder \\[runs/<recipe name>].")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run from its last.pt.")] = False,
+        "--set", metavar="KEY=VALUE", help="Override a recipe key: --set train.lr=0.0005 (repeatable).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Run folder \\[runs/<recipe name>].")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last.pt (a run with no checkpoint yet starts afresh).")] = False,
 ) -> None:
     """Train a model from a recipe; writes checkpoints, metrics.jsonl and report.md."""
     from lstm_nlp.training.run import train as train_run

@@ -218,6 +218,7 @@ def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig | ClassifyDataCo
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     folder = Path(cfg.dir)
+    where = cfg.hub_name if cfg.format == "hub" else str(folder)  # for the error message
     try:
         if cfg.format == "hub":
             origin = f"{cfg.hub_name}[{split}]"
@@ -233,7 +234,7 @@ def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig | ClassifyDataCo
                 ds = ds[split]
         else:
             path = _local_file(folder, split, EXTENSIONS[cfg.format])
-            origin = str(path)
+            origin = where = str(path)
             if cfg.format != "parquet":  # text formats: precise line numbers for bad bytes
                 data = _decompressed(path) if path.suffix == ".gz" else path.read_bytes()
                 split_utf8_lines(data, origin)
@@ -248,8 +249,11 @@ def _load_with_datasets(cfg: TranslateDataConfig | LMDataConfig | ClassifyDataCo
         raise
     except Exception as e:  # datasets raises many types; all mean "could not read this"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{cfg.hub_name if cfg.format == 'hub' else folder}: could not load "
-                        f"split '{split}' as {cfg.format}: {first}") from None
+        if "corresponds to no data" in first:  # a header row alone, or an empty file
+            raise DataError(f"{where}: no rows (a {cfg.format} file starts with a header row "
+                            "naming its columns, then one row per example)") from None
+        raise DataError(f"{where}: could not load split '{split}' as {cfg.format}: "
+                        f"{first}") from None
     return ds, origin
 
 

@@ -47,6 +47,12 @@ def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> It
             source.close()
 
 
+def report_file(stem: Path, suffix: str) -> Path:
+    """`eval-my.de-beam5` + `.json`: a report's file beside its siblings (`with_suffix` would
+    replace the `.de` of a file name kept in the stem)."""
+    return stem.with_name(stem.name + suffix)
+
+
 def report_folder(model_path: Path, out_dir: Path | None) -> Path:
     model_path = Path(model_path)
     folder = Path(out_dir) if out_dir else model_path if model_path.is_dir() else model_path.parent

@@ -28,6 +28,11 @@ COLUMNS = [  # (key, header, format) of the per-validation table
 ]
 
 
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """`1 line`, `2 lines`, `1,234 texts`: a count and its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def info(message: str) -> None:
     console.print(message)
 

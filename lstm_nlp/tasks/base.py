@@ -13,7 +13,9 @@ from typing import Any, Iterator, Protocol, TextIO, TypeVar
 
 import torch
 
+from lstm_nlp.data.textio import read_input_lines
 from lstm_nlp.errors import ConfigError
+from lstm_nlp.reporting.console import info
 
 
 @dataclass
@@ -88,6 +90,18 @@ class EvalRequest:
             raise ConfigError(f"several --model: ensembles are for classifiers; "
                               f"{self.models[0]} is a {task} model")
         return self.models[0]
+
+    def piped_lines(self) -> list[str] | None:
+        """The lines piped on stdin, which every task that scores text reads the same way: when
+        neither --split nor --input is given and stdin is not a terminal. None when a split or
+        a file is to be scored; also for an empty stdin (a script's /dev/null), said on stderr."""
+        if self.split is not None or self.input is not None or self.stdin is None \
+                or self.stdin.isatty():
+            return None
+        lines = [line for chunk in read_input_lines(self.stdin, None, 1 << 16) for line in chunk]
+        if not lines:
+            info("stdin is empty: scoring the test split (pipe text, or give --split or -i)")
+        return lines or None
 
     def refuse(self, options: tuple[str, ...], why: str) -> None:
         """A one-line error when any of `options` (field names) was given: `--a/--b {why}`."""

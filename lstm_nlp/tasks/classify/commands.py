@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Models, PrecisionOpt, output_stream
+from lstm_nlp.cli.app import Models, Output, PrecisionOpt, output_stream
 
 
 class Format(str, Enum):
@@ -19,10 +19,10 @@ class Format(str, Enum):
 
 def classify(
     model: Models,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read texts from this file, not stdin.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="tsv: label<TAB>probability; jsonl: every class's probability.")] = Format.tsv,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Texts per batch \\[recipe].")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", metavar="FILE", help="Read texts from this file, not stdin.")] = None,
+    output: Output = None,
+    format: Annotated[Format, typer.Option("--format", "-f", metavar="tsv|jsonl", help="tsv: label, tab, probability; jsonl: every class's probability.")] = Format.tsv,
+    batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Texts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Classify each line of stdin (or --input): one output line per input line, in order."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 from typing import TextIO
@@ -15,7 +16,7 @@ import torch
 from lstm_nlp import metrics
 from lstm_nlp.data.corpora import (LabeledText, load_labeled_file, load_labeled_split,
                                    split_off_validation)
-from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
+from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_file, report_folder, split_name
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
@@ -182,15 +183,17 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
     if split is not None and input_path is not None:
         raise ConfigError("give either --split or --input, not both")
     recipe = members[0][2]
-    if input_path is not None:
+    if input_path is not None:  # the report is named after the file: eval-my.tsv.md
         data, name = load_labeled_file(input_path, recipe.data), Path(input_path).name
+    elif (lines := request.piped_lines()) is not None:
+        data, name = _labeled_stdin(lines, recipe), "stdin"
     else:
         name = split_name(recipe, split or "test")
         data = _splits(recipe)[1] if name == HELD_OUT else load_labeled_split(recipe.data, name)
     result, probs = _score(members, data, batch_size or recipe.eval.batch_size,
                            precision or recipe.train.precision)
     result["checkpoint"] = str(checkpoint.resolve(model_paths[0]))
-    stem = f"eval-{name.split('.')[0]}"
+    stem = f"eval-{name}"
     shown = f"checkpoint `{result['checkpoint']}`"
     if len(members) > 1:
         result["ensemble"] = [str(checkpoint.resolve(p)) for p in model_paths]
@@ -198,13 +201,40 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
         shown = "ensemble (mean probabilities) of " + ", ".join(f"`{p}`"
                                                                for p in result["ensemble"])
     stem = report_folder(model_paths[0], out_dir) / stem
-    reporting.write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(
+    reporting.write_json(report_file(stem, ".json"), result)
+    report_file(stem, ".md").write_text(
         f"# Evaluation\n\n{shown}\n\n{_scores_md(result)}\n"
         f"## Misclassified examples\n\n"
         f"{_errors_md(data, probs, result['classes'], recipe.eval.samples)}", encoding="utf-8")
-    reporting.info(f"report: {stem.with_suffix('.md')}")
+    reporting.info(f"report: {report_file(stem, '.md')}")
     return result
+
+
+def _labeled_stdin(lines: list[str], recipe: ClassifyRecipe) -> LabeledText:
+    """Labeled texts piped on stdin, in the recipe's format and columns (TSV with a header row
+    when the recipe reads parquet, a saved dataset or the hub)."""
+    fmt = recipe.data.format if recipe.data.format in ("tsv", "csv", "jsonl") else "tsv"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"stdin.{fmt}"
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        try:
+            return load_labeled_file(path, recipe.data)
+        except DataError as e:  # name stdin, not the temporary file
+            raise DataError(str(e).replace(str(path), f"stdin ({fmt})")
+                            .replace(folder, "stdin")) from None
+
+
+def _labeled_line(classes: list[str], probs: list[float] | None, fmt: str) -> str:
+    """One output line: `label<TAB>probability`, or JSON with every class's probability; an
+    empty input line (probs None) gives an empty line, or JSON nulls."""
+    if probs is None:
+        return json.dumps({"label": None, "probability": None, "probs": None}) + "\n" \
+            if fmt == "jsonl" else "\n"
+    best = max(range(len(probs)), key=probs.__getitem__)
+    if fmt == "jsonl":
+        return json.dumps({"label": classes[best], "probability": probs[best],
+                           "probs": dict(zip(classes, probs))}) + "\n"
+    return f"{classes[best]}\t{probs[best]:.4f}\n"
 
 
 def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, stdin: TextIO,
@@ -217,18 +247,17 @@ def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, s
     classes, recipe = members[0][0].classes, members[0][2]
     batch_size = batch_size or recipe.eval.batch_size
     precision = precision or recipe.train.precision
-    n, start = 0, time.perf_counter()
+    n, empty, start = 0, 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(batch_size * 16, 1024)):
-        for row in ensemble_probs(members, lines, batch_size, precision).tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            if fmt == "jsonl":
-                output.write(json.dumps({"label": classes[best], "probability": row[best],
-                                         "probs": dict(zip(classes, row))}) + "\n")
-            else:
-                output.write(f"{classes[best]}\t{row[best]:.4f}\n")
+        texts = [line for line in lines if line.strip()]  # an empty line has nothing to classify
+        rows = iter(ensemble_probs(members, texts, batch_size, precision).tolist() if texts
+                    else [])
+        for line in lines:
+            output.write(_labeled_line(classes, next(rows) if line.strip() else None, fmt))
         output.flush()
-        n += len(lines)
+        n, empty = n + len(texts), empty + len(lines) - len(texts)
     dt = time.perf_counter() - start
     models = f", {len(members)} models" if len(members) > 1 else ""
-    reporting.info(f"classified {n:,} texts in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} texts/s, "
-                   f"{precision}{models})")
+    empties = f" ({reporting.counted(empty, 'empty line')} left empty)" if empty else ""
+    reporting.info(f"classified {reporting.counted(n, 'text')}{empties} in {dt:.1f}s "
+                   f"({n / max(dt, 1e-9):,.1f} texts/s, {precision}{models})")

@@ -8,19 +8,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Model, PrecisionOpt, output_stream, positive
+from lstm_nlp.cli.app import Model, Output, PrecisionOpt, output_stream, positive
 
 
 def generate(
     model: Model,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read prompts from this file, not stdin.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Tokens per continuation \\[recipe].")] = None,
-    temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Softmax temperature; 0 = most likely token \\[recipe].")] = None,
-    top_k: Annotated[Optional[int], typer.Option(min=0, help="Sample among the k most likely; 0 = all \\[recipe].")] = None,
-    top_p: Annotated[Optional[float], typer.Option(max=1.0, callback=positive, help="Nucleus sampling mass; 1 = all \\[recipe].")] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed: same seed and input, same text.")] = 1,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts per batch \\[recipe].")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", metavar="FILE", help="Read prompts from this file, not stdin.")] = None,
+    output: Output = None,
+    max_tokens: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Tokens per continuation \\[recipe].")] = None,
+    temperature: Annotated[Optional[float], typer.Option(metavar="X", min=0.0, help="Softmax temperature; 0 = most likely token \\[recipe].")] = None,
+    top_k: Annotated[Optional[int], typer.Option(metavar="N", min=0, help="Sample among the k most likely; 0 = all \\[recipe].")] = None,
+    top_p: Annotated[Optional[float], typer.Option(metavar="X", max=1.0, callback=positive, help="Nucleus sampling mass; 1 = all \\[recipe].")] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Sampling seed: same seed and input, same text.")] = 1,
+    batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Prompts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Continue each prompt line from stdin (or --input) with a language model: one line out per

@@ -11,9 +11,9 @@ import torch
 
 from lstm_nlp.data.corpora import (TextLines, load_text_file, load_text_split, read_lines,
                                    split_off_validation)
-from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_folder, split_name
+from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_file, report_folder, split_name
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
-from lstm_nlp.errors import ConfigError, DataError
+from lstm_nlp.errors import ConfigError
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.reporting import markdown
 from lstm_nlp.tasks.base import EvalRequest, overridden
@@ -42,7 +42,8 @@ def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
     n_params = sum(p.numel() for p in model.parameters())
     tr = recipe.train
     reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
-                   f"{tr.batch_size} streams x {task.data.size(0):,} steps, bptt {tr.bptt}"
+                   f"{reporting.counted(tr.batch_size, 'stream')} of {task.data.size(0):,} tokens, "
+                   f"bptt {tr.bptt}"
                    f"{' (variable)' if tr.variable_bptt else ''}; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(),
              "tokenizer": tokenizer_state(tok)}
@@ -106,7 +107,8 @@ def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_siz
               "batch_size": batch_size, "bptt": recipe.eval.bptt,
               "precision": precision or recipe.train.precision,
               "tokens_per_s": round(stats["tokens"] / max(seconds, 1e-9), 1)}
-    reporting.info(f"perplexity of {text.origin}: {len(text):,} lines, batch size {batch_size}")
+    reporting.info(f"perplexity of {text.origin}: {reporting.counted(len(text), 'line')}, "
+                   f"batch size {batch_size}")
     reporting.print_scores("perplexity", {
         k: result[k] for k in ("tokens", "ppl", "bits_per_token", "accuracy", "unk_rate",
                                "tokens_per_s")})
@@ -120,7 +122,7 @@ def _perplexity_md(r: dict) -> str:
                 "mean NLL": f"{r['nll']:.4f}", "next-token accuracy": f"{r['accuracy']:.2%}",
                 "tokens": f"{r['tokens']:,}", "unknown tokens": f"{r['unk_rate']:.2%}",
                 "tokens/s": f"{r['tokens_per_s']:,.0f}"}) + "\n"
-            f"{r['lines']:,} lines, batch size {r['batch_size']}, bptt {r['bptt']}, "
+            f"{reporting.counted(r['lines'], 'line')}, batch size {r['batch_size']}, bptt {r['bptt']}, "
             f"{r['precision']}\n")
 
 
@@ -129,17 +131,13 @@ def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRec
     model, tok, recipe = loaded
     model_path = request.single_model("language")
     request.refuse(("src", "ref", "beam"), "are for translation models")
-    split, input_path, stdin = request.split, request.input, request.stdin
+    split, input_path = request.split, request.input
     batch_size, precision = request.batch_size, request.precision
     if split is not None and input_path is not None:
         raise ConfigError("give either --split or --input, not both")
-    if input_path is not None:
-        text, name = TextLines(read_lines(input_path), str(input_path)), Path(input_path).stem
-    elif split is None and stdin is not None and not stdin.isatty():
-        lines = [line for chunk in read_input_lines(stdin, None, 1 << 16) for line in chunk]
-        if not lines:
-            raise DataError("stdin: no text to evaluate (pipe some text, or give --split or "
-                            "--input)")
+    if input_path is not None:  # the report is named after the file: eval-doc.txt.md
+        text, name = TextLines(read_lines(input_path), str(input_path)), Path(input_path).name
+    elif (lines := request.piped_lines()) is not None:
         text, name = TextLines(lines, "stdin"), "stdin"
     else:
         name = split_name(recipe, split or "test")
@@ -147,11 +145,11 @@ def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRec
     result = _perplexity(model, tok, text, batch_size or recipe.eval.batch_size, recipe,
                          precision)
     result["checkpoint"] = str(checkpoint.resolve(model_path))
-    stem = report_folder(model_path, request.out_dir) / f"eval-{Path(name).name}"
-    reporting.write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(f"# Evaluation\n\ncheckpoint `{result['checkpoint']}`"
+    stem = report_folder(model_path, request.out_dir) / f"eval-{name}"
+    reporting.write_json(report_file(stem, ".json"), result)
+    report_file(stem, ".md").write_text(f"# Evaluation\n\ncheckpoint `{result['checkpoint']}`"
                                        f"\n\n{_perplexity_md(result)}", encoding="utf-8")
-    reporting.info(f"report: {stem.with_suffix('.md')}")
+    reporting.info(f"report: {report_file(stem, '.md')}")
     return result
 
 
@@ -172,6 +170,6 @@ def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
         output.flush()
         n += len(lines)
     dt = time.perf_counter() - start
-    reporting.info(f"generated {n:,} continuations in {dt:.1f}s ({n / max(dt, 1e-9):,.1f}/s, "
+    reporting.info(f"generated {reporting.counted(n, 'continuation')} in {dt:.1f}s ({n / max(dt, 1e-9):,.1f}/s, "
                    f"temperature {opts.temperature:g}, top-k {opts.top_k}, top-p {opts.top_p:g}, "
                    f"seed {seed})")

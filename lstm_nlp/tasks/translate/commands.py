@@ -8,17 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Model, PrecisionOpt, output_stream, positive
+from lstm_nlp.cli.app import Model, Output, PrecisionOpt, output_stream, positive
 
 
 def translate(
     model: Model,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Read this file, not stdin.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
-    beam: Annotated[Optional[int], typer.Option(min=1, help="Beam size; 1 = greedy \\[recipe].")] = None,
-    length_penalty: Annotated[Optional[float], typer.Option(min=0.0, help="GNMT alpha \\[recipe].")] = None,
-    max_len_ratio: Annotated[Optional[float], typer.Option(callback=positive, help="Max output/input length \\[recipe].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Sentences per batch \\[recipe].")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", metavar="FILE", help="Read this file, not stdin.")] = None,
+    output: Output = None,
+    beam: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Beam size; 1 = greedy \\[recipe].")] = None,
+    length_penalty: Annotated[Optional[float], typer.Option(metavar="X", min=0.0, help="GNMT alpha \\[recipe].")] = None,
+    max_len_ratio: Annotated[Optional[float], typer.Option(metavar="X", callback=positive, help="Max output/input length \\[recipe].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Sentences per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line."""

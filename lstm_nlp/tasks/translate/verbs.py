@@ -10,7 +10,7 @@ from typing import TextIO
 import torch
 
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
-from lstm_nlp.data.textio import read_input_lines, report_folder, split_name
+from lstm_nlp.data.textio import read_input_lines, report_file, report_folder, split_name
 from lstm_nlp.data.tokenizer import TokenizerPair, train_or_load
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
@@ -91,7 +91,7 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
             output.flush()
             n += len(lines)
     dt = time.perf_counter() - start
-    reporting.info(f"translated {n:,} lines in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} sentences/s, "
+    reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} sentences/s, "
                    f"beam {opts.beam_size}, {opts.precision})")
 
 
@@ -115,17 +115,17 @@ def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, Tr
                           precision=request.precision)
     result, hyps = _score(model, tok, pairs, opts, recipe)
     result["checkpoint"] = str(checkpoint.resolve(model_path))
-    name = Path(src).stem if src is not None else split_name(recipe, split or "test")
+    name = Path(src).name if src is not None else split_name(recipe, split or "test")
     stem = report_folder(model_path, request.out_dir) / f"eval-{name}-beam{opts.beam_size}"
-    stem.with_suffix(".hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    reporting.write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(_eval_markdown(result, _samples(pairs, hyps,
+    report_file(stem, ".hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    reporting.write_json(report_file(stem, ".json"), result)
+    report_file(stem, ".md").write_text(_eval_markdown(result, _samples(pairs, hyps,
                                                                        recipe.eval.samples)),
                                        encoding="utf-8")
     reporting.print_scores(f"{name} (beam {opts.beam_size})", {
         k: result[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})
     reporting.info(f"BLEU signature: {result['bleu_signature']}")
-    reporting.info(f"report: {stem.with_suffix('.md')}")
+    reporting.info(f"report: {report_file(stem, '.md')}")
     return result
 
 
