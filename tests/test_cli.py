@@ -58,6 +58,20 @@ def test_translate_files_and_beam(trained_run, tmp_path, corpus):
     assert len(out.read_text().splitlines()) == n_in
 
 
+def test_translate_says_when_input_has_text_the_vocabulary_lacks(trained_run):
+    """An unseen character cannot be read by the model; the output may lose it, so stderr
+    says which line and what (the translation goes on: one line out per line in)."""
+    result = runner.invoke(app, ["translate", "-m", str(trained_run), "--beam", "1"],
+                           input="The dog sees a cat.\nThe Ωmega dog ☃.\nA cat.\n".encode())
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    warning = " ".join(result.stderr.split())
+    assert "1 line of 3 had text the model's vocabulary lacks (first: line 2, 'Ω', '☃')" in warning
+    clean = runner.invoke(app, ["translate", "-m", str(trained_run), "--beam", "1"],
+                          input=b"The dog sees a cat.\n")
+    assert "warning" not in clean.stderr
+
+
 def test_eval_writes_reports_with_signature(trained_run, tmp_path, corpus):
     result = runner.invoke(app, ["eval", "-m", str(trained_run), "--split", "valid",
                                  "--out-dir", str(tmp_path)])

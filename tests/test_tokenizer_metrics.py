@@ -5,7 +5,7 @@ import pytest
 from lstm_nlp import metrics
 from lstm_nlp.config.sections import TokenizerConfig
 from lstm_nlp.data.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, SentencePieceTokenizer,
-                                     TokenizerPair, train_or_load)
+                                     TokenizerPair, UnknownText, WordTokenizer, train_or_load)
 from lstm_nlp.errors import CheckpointError, ConfigError
 
 TEXTS = ["Ein kleines Mädchen klettert in ein Spielhaus.", "A little girl climbs.",
@@ -26,6 +26,20 @@ def test_sentencepiece_round_trip_and_special_ids(tmp_path, kind, joint):
     assert again.src.encode(TEXTS[:3]) == pair.src.encode(TEXTS[:3])
     # stored in the run folder: a second call loads instead of training
     assert train_or_load(tmp_path, cfg, ["other"], ["text"], seed=2).src.proto == pair.src.proto
+
+
+def test_unknown_text_is_found_as_written(tmp_path):
+    sp = train_or_load(tmp_path, TokenizerConfig(vocab_size=60), TEXTS, TEXTS, seed=1).src
+    assert sp.unknown("Ein kleines Mädchen.") == []
+    assert sp.unknown("Ein Quokka ☃ isst.") == ["Q", "o", "☃"]  # characters never seen
+    word = WordTokenizer.train(["a little girl", "a man"], 0, 1, lowercase=True)
+    assert word.unknown("A Little dog") == ["dog"]
+    tally = UnknownText(sp)
+    tally.check(["Ein Mädchen.", "Zwei ☃."], first_line=1)
+    tally.check(["☃ Quokka"], first_line=3)
+    assert tally.lines == 2 and tally.example == (2, ["☃"])
+    assert tally.summary(3).startswith("2 lines of 3 had text the model's vocabulary lacks "
+                                       "(first: line 2, '☃')")
 
 
 def test_vocabulary_size_is_an_upper_bound_and_no_text_is_an_error(tmp_path):

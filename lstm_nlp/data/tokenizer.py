@@ -38,6 +38,7 @@ class Tokenizer(Protocol):
     def vocab_size(self) -> int: ...
     def encode(self, texts: list[str]) -> list[list[int]]: ...
     def decode(self, ids: list[list[int]]) -> list[str]: ...
+    def unknown(self, text: str) -> list[str]: ...
 
 
 class SentencePieceTokenizer:
@@ -65,6 +66,12 @@ class SentencePieceTokenizer:
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.sp.Decode(ids)
+
+    def unknown(self, text: str) -> list[str]:
+        """The stretches of `text` the vocabulary lacks (characters never seen in training,
+        which encode as <unk>), as they appear in the text."""
+        pieces, ids = self.sp.EncodeAsPieces(text), self.sp.EncodeAsIds(text)
+        return [piece.lstrip("\u2581") for piece, i in zip(pieces, ids) if i == UNK_ID]
 
     def encode_sampled(self, texts: list[str], alpha: float, seed: int) -> list[list[int]]:
         """Subword regularization (Kudo 2018): a segmentation sampled from the unigram lattice
@@ -134,9 +141,39 @@ class WordTokenizer:
             texts = [t.lower() for t in texts]
         return [[get(w, unk) for w in t.split()] for t in texts]
 
+    def unknown(self, text: str) -> list[str]:
+        """The words of `text` outside the vocabulary (they encode as <unk>)."""
+        index = self.index
+        return [w for w in text.split() if (w.lower() if self.lowercase else w) not in index]
+
     def decode(self, ids: list[list[int]]) -> list[str]:
         words, n = self.words, len(self.words)
         return [" ".join(words[i] for i in row if 3 < i < n or i == UNK_ID) for row in ids]
+
+
+class UnknownText:
+    """Input lines with text a tokenizer's vocabulary lacks, counted so that a verb says so
+    instead of letting the model drop that text silently; the first one is kept as the
+    example."""
+
+    def __init__(self, tok: Tokenizer):
+        self.tok, self.lines = tok, 0
+        self.example: tuple[int, list[str]] | None = None  # (line number, unknown stretches)
+
+    def check(self, lines: list[str], first_line: int) -> None:
+        for number, line in enumerate(lines, start=first_line):
+            if (spans := self.tok.unknown(line)):
+                self.lines += 1
+                self.example = self.example or (number, spans)
+
+    def summary(self, total: int) -> str:
+        number, spans = self.example
+        shown = ", ".join(repr(s) for s in dict.fromkeys(spans))
+        lines = f"{self.lines:,} line{'' if self.lines == 1 else 's'}"
+        return (f"{lines} of {total:,} had text the model's vocabulary lacks (first: line "
+                f"{number}, {shown[:80]}); the model cannot read it and may drop it or "
+                f"mistranslate it (a tokenizer trained with byte_fallback and "
+                f"character_coverage below 1 reads unseen characters as bytes)")
 
 
 def tokenizer_state(tok: Tokenizer) -> dict[str, str | bytes]:

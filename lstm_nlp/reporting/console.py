@@ -37,6 +37,10 @@ def info(message: str) -> None:
     console.print(message)
 
 
+def warning(message: str) -> None:
+    console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True)
+
+
 def error(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
 

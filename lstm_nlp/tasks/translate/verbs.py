@@ -11,7 +11,7 @@ import torch
 
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
 from lstm_nlp.data.textio import read_input_lines, report_file, report_folder, split_name
-from lstm_nlp.data.tokenizer import TokenizerPair, train_or_load
+from lstm_nlp.data.tokenizer import TokenizerPair, UnknownText, train_or_load
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.reporting import markdown
@@ -83,16 +83,20 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
     runtime.tune_allocator()
     model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate")
     opts = decode_options(recipe, beam, length_penalty, max_len_ratio, batch_size, precision)
-    n, start = 0, time.perf_counter()
+    n, start, unknown = 0, time.perf_counter(), UnknownText(tok.src)
     with torch.inference_mode():
         for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 1024)):
             for hyp in translate_lines(model, tok, lines, opts):
                 output.write(hyp + "\n")
             output.flush()
+            unknown.check(lines, first_line=n + 1)
             n += len(lines)
     dt = time.perf_counter() - start
-    reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s ({n / max(dt, 1e-9):,.1f} sentences/s, "
-                   f"beam {opts.beam_size}, {opts.precision})")
+    reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s "
+                   f"({n / max(dt, 1e-9):,.1f} sentences/s, beam {opts.beam_size}, "
+                   f"{opts.precision})")
+    if unknown.lines:
+        reporting.warning(unknown.summary(n))
 
 
 def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, TranslateRecipe]
