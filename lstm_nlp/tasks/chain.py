@@ -71,8 +71,8 @@ def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: P
         if (folder / "report.json").is_file():
             reporting.info(f"{folder}: finished earlier; kept")
             continue
-        train_stage(stage, overrides, folder, overwrite=False,
-                    resume=(folder / "last.pt").is_file(), on_step=on_step)
+        train_stage(stage, overrides, folder, overwrite=False,  # resume: afresh if no last.pt
+                    resume=(folder / "recipe.yaml").is_file(), on_step=on_step)
     reporting.info(f"chain done: the last stage ({folders[-1]}) answers for {run_dir}")
     return run_dir
 
