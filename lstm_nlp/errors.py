@@ -19,3 +19,8 @@ class CheckpointError(LstmNlpError):
 
 class TrainingInterrupted(LstmNlpError):
     """Ctrl-C during training: a checkpoint was saved; the CLI exits 130."""
+
+
+class FileSystemError(LstmNlpError):
+    """The operating system refused to read or write a path (missing, a folder, read-only, no
+    permission, disk full); the message names the path and the reason."""

@@ -214,7 +214,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, message):
 def test_file_system_refusals_are_one_line_naming_the_path(trained_run, tmp_path):
     cases = [(["-i", str(tmp_path / "missing.txt")], "missing.txt: No such file or directory"),
              (["-i", str(tmp_path)], "Is a directory"),
-             (["-o", str(tmp_path / "no" / "out.txt")], "No such file or directory")]
+             (["-o", str(tmp_path / "no" / "out.txt")], "does not exist")]
     for args, message in cases:
         result = runner.invoke(app, ["translate", "-m", str(trained_run), *args], input="a\n")
         assert result.exit_code == 1, result.output

@@ -108,17 +108,23 @@ def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
 
 @contextlib.contextmanager
 def output_stream(output: Optional[Path]):
-    """stdout, or a file written atomically: a failed run leaves no half-written output."""
+    """stdout, or a file written atomically: a failed run leaves no half-written output. A file
+    that cannot be written is refused (one line naming it) before the model loads; one that
+    cannot be finished (disk full) is named, not its temp file."""
     if output is None:
         yield sys.stdout
         return
+    from lstm_nlp.filesystem import open_output, refused
+
     tmp = output.with_name(f".{output.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open_output(output, tmp) as f:
             yield f
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with refused("cannot write", output):
+            os.replace(tmp, output)
+    finally:  # quietly: an error on its way (read-only file system) says more
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -21,8 +21,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from lstm_nlp.errors import ConfigError
+from lstm_nlp.filesystem import refused, size_text
 from lstm_nlp.tasks import registry
 
+MAX_RECIPE_BYTES = 1_000_000  # the largest shipped recipe is a few kB
+MAX_RECIPE_VALUES = 100_000  # keys, values and list items, YAML aliases expanded
 Recipe = Any  # an instance of one task's recipe class (see lstm_nlp.tasks.registry)
 
 # pydantic error type -> what the key expects, for "model.dropout: expected a number, got 'high'"
@@ -39,7 +42,9 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(_read_recipe(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply for a recipe") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
@@ -50,12 +55,51 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of keys, got {type(raw).__name__}")
+    _check_aliases(raw, path)
     if raw.get("task") != "chain":  # a chain's overrides belong to its stages (tasks/chain.py)
         raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
     if not raw["name"]:
         raw["name"] = path.stem
     return recipe_from_dict(raw)
+
+
+def _read_recipe(path: Path) -> str:
+    """The recipe's text; one above MAX_RECIPE_BYTES is refused unread, as PyYAML would take a
+    minute and gigabytes of memory to parse a few megabytes before any key could be refused."""
+    with refused("cannot read recipe", path):
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise ConfigError(f"{path}: {size_text(size)} is too large for a recipe (at most "
+                              f"{size_text(MAX_RECIPE_BYTES)}); is it the right file?")
+        return path.read_text(encoding="utf-8")
+
+
+def _check_aliases(raw: Any, path: Path) -> None:
+    """YAML aliases may make a short file a huge or endless recipe (`&a [*a]`, or nested lists
+    of aliases: a few hundred bytes that expand to billions of values when copied)."""
+    try:
+        n_values = _count_values(raw, {})
+    except ValueError:
+        raise ConfigError(f"{path}: a YAML alias refers to the section that holds it") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply for a recipe") from None
+    if n_values > MAX_RECIPE_VALUES:
+        raise ConfigError(f"{path}: its YAML aliases expand to {n_values:,} values, too many for "
+                          f"a recipe (at most {MAX_RECIPE_VALUES:,})")
+
+
+def _count_values(node: Any, counted: dict[int, int]) -> int:
+    """Values in `node` with aliases expanded; a node shared by aliases is walked once."""
+    if not isinstance(node, (dict, list)):
+        return 1
+    if counted.get(id(node)) == -1:
+        raise ValueError("an alias holds itself")
+    if id(node) not in counted:
+        counted[id(node)] = -1  # being counted: met again inside itself, it holds itself
+        items = node.values() if isinstance(node, dict) else node
+        counted[id(node)] = 1 + sum(_count_values(item, counted) for item in items)
+    return counted[id(node)]
 
 
 def recipe_from_dict(raw: dict[str, Any]) -> Recipe:

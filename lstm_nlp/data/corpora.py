@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lstm_nlp.errors import DataError
+from lstm_nlp.filesystem import refused
 from lstm_nlp.tasks.classify.config import ClassifyDataConfig
 from lstm_nlp.tasks.lm.config import LMDataConfig
 from lstm_nlp.tasks.translate.config import TranslateDataConfig
@@ -65,12 +66,20 @@ class LabeledText:
 Rows = TypeVar("Rows", TextLines, LabeledText)
 
 
+def require_file(path: Path) -> None:
+    """A file to read: missing, or a folder where a file is due, is one DataError naming it."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a file")
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+
+
 def read_lines(path: Path) -> list[str]:
     """All lines of a UTF-8 text file, without line endings (LF or CRLF)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    data = path.read_bytes()
+    require_file(path)
+    with refused("cannot read", path):
+        data = path.read_bytes()
     return split_utf8_lines(data, str(path))
 
 
@@ -141,8 +150,7 @@ def load_text_file(path: Path, cfg: LMDataConfig) -> TextLines:
     """Running text from one more file, read by its type: `.tsv`/`.csv`/`.jsonl`/`.parquet`
     (gzipped or not) by the recipe's `text_column`, anything else line by line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    require_file(path)
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     stem, _, ext = name.rpartition(".")
     fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl",
@@ -189,8 +197,7 @@ def load_labeled_split(cfg: ClassifyDataConfig, split: str) -> LabeledText:
 def load_labeled_file(path: Path, cfg: ClassifyDataConfig) -> LabeledText:
     """A labeled file outside the recipe's data, in the recipe's format and columns."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    require_file(path)
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl",
            "parquet": "parquet"}.get(name.rsplit(".", 1)[-1], cfg.format)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
-from lstm_nlp.errors import DataError
+from lstm_nlp.errors import DataError, FileSystemError
+from lstm_nlp.filesystem import probe_writable, refused
 
 HELD_OUT = "valid (held out from train)"  # the validation rows of a recipe with `valid: ""`
 
@@ -25,9 +26,20 @@ def split_name(recipe, split: str) -> str:
     return name
 
 
+def check_input(path: Path | None) -> None:
+    """An input file (-i) that cannot be read is refused before the model loads."""
+    if path is not None:
+        _open_input(path).close()
+
+
+def _open_input(path: Path) -> BinaryIO:
+    with refused("cannot read", path):
+        return open(path, "rb")
+
+
 def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> Iterator[list[str]]:
     """Chunks of lines from a file or stdin, LF or CRLF; bad UTF-8 is reported with its line."""
-    source = open(path, "rb") if path else stream.buffer
+    source = _open_input(path) if path else stream.buffer
     origin = str(path) if path else "stdin"
     try:
         lines = []
@@ -54,7 +66,16 @@ def report_file(stem: Path, suffix: str) -> Path:
 
 
 def report_folder(model_path: Path, out_dir: Path | None) -> Path:
+    """Where eval writes its reports (--out-dir, else the model's folder), created and found
+    writable: `eval` asks for it before it scores, so that a folder it cannot write fails first."""
     model_path = Path(model_path)
     folder = Path(out_dir) if out_dir else model_path if model_path.is_dir() else model_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    with refused("cannot create report folder", folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        probe_writable(folder, "report folder")
+    except FileSystemError as e:
+        if out_dir:
+            raise
+        raise FileSystemError(f"{e}; give --out-dir to write the reports elsewhere") from None
     return folder

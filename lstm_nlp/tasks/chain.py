@@ -53,11 +53,15 @@ def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: P
                               "cannot")
     if resume and not (run_dir / "chain.json").is_file():
         raise ConfigError(f"--resume: {run_dir} is not a chain run folder")
-    if not resume:
-        from lstm_nlp.training import runtime  # torch: not on the --help path
+    from lstm_nlp.training import runtime  # torch: not on the --help path
 
-        run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume=False)
     folders = [run_dir / r.name for r in recipes]
+    if resume:  # chain.json and every stage still to train: writable before any is rewritten
+        for folder in [run_dir] + [f for f in folders if f.is_dir()
+                                   and not (f / "report.json").is_file()]:
+            runtime.check_writable(folder)
+    else:
+        run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume=False)
     (run_dir / "chain.json").write_text(json.dumps(
         {"recipe": str(path), "stages": [str(s) for s in stages],
          "folders": [f.name for f in folders]}, indent=2) + "\n", encoding="utf-8")
@@ -67,8 +71,8 @@ def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: P
         if (folder / "report.json").is_file():
             reporting.info(f"{folder}: finished earlier; kept")
             continue
-        train_stage(stage, overrides, folder, overwrite=False,
-                    resume=(folder / "last.pt").is_file(), on_step=on_step)
+        train_stage(stage, overrides, folder, overwrite=False,  # resume: afresh if no last.pt
+                    resume=(folder / "recipe.yaml").is_file(), on_step=on_step)
     reporting.info(f"chain done: the last stage ({folders[-1]}) answers for {run_dir}")
     return run_dir
 

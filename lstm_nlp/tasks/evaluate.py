@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lstm_nlp.data.textio import report_folder
 from lstm_nlp.tasks import registry
 from lstm_nlp.tasks.base import EvalRequest
 from lstm_nlp.training import checkpoint, runtime
@@ -9,5 +10,7 @@ from lstm_nlp.training import checkpoint, runtime
 
 def evaluate(request: EvalRequest) -> dict:
     runtime.tune_allocator()
+    checkpoint.resolve(request.models[0])  # a missing model is named first,
+    report_folder(request.models[0], request.out_dir)  # then a report folder it cannot write
     first = checkpoint.load_model(request.models[0])
     return registry.get(first[2].task).api().evaluate(request, first)

@@ -4,6 +4,7 @@ A checkpoint alone rebuilds the model and its tokenizers (`load_model`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 
 import torch
 
+from lstm_nlp import filesystem
 from lstm_nlp.config import Recipe, recipe_from_dict
 from lstm_nlp.data.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
-from lstm_nlp.errors import CheckpointError, ConfigError, LstmNlpError
+from lstm_nlp.errors import CheckpointError, ConfigError, FileSystemError, LstmNlpError
 from lstm_nlp.tasks import registry
 
 FORMAT = "lstm-nlp-checkpoint"
@@ -21,15 +23,71 @@ VERSION = 1
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    """Write to a temp file in the same folder, fsync, then rename over `path`: a crash or a
+    full disk leaves the previous checkpoint as it was. A failed write removes its partial temp
+    file (which would keep the disk full) and says, for a full disk, how much space it needs."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     payload = {"format": FORMAT, "version": VERSION, **payload}
+    try:
+        _write(tmp, payload)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _save_refused(path, payload, e) from None
+        raise
+
+
+def _write(tmp: Path, payload: dict[str, Any]) -> None:
     with open(tmp, "wb") as f:
-        torch.save(payload, f)
+        sink = _Sink(f)
+        try:
+            torch.save(payload, sink)
+        except RuntimeError:  # torch's writer reports a failed write as its own RuntimeError
+            if sink.error is not None:
+                raise sink.error from None
+            raise
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+class _Sink:
+    """A binary file for torch.save that keeps the OSError of a failed write (torch replaces it
+    with a RuntimeError that no longer says 'disk full'); `file=None` only counts the bytes."""
+
+    def __init__(self, file=None) -> None:
+        self.file, self.error, self.size = file, None, 0
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        if self.file is not None:
+            try:
+                self.file.write(data)
+            except OSError as e:
+                self.error = e
+                raise
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+
+def _save_refused(path: Path, payload: dict[str, Any], error: OSError) -> FileSystemError:
+    """One line: the path and the reason; for a full disk, the checkpoint's size (counted by
+    serializing it once more, writing nothing) and the space left."""
+    if error.errno not in filesystem.FULL:
+        return filesystem.refusal("cannot save", path, error)
+    counter = _Sink()
+    torch.save(payload, counter)
+    free = filesystem.free_bytes(path.parent)
+    space = f"; {filesystem.size_text(free)} free on that file system" if free is not None else ""
+    return FileSystemError(f"cannot save {path}: {filesystem.reason(error)} (the checkpoint "
+                           f"needs about {filesystem.size_text(counter.size)}{space}); free "
+                           "some space, then continue with --resume")
 
 
 def load(path: Path) -> dict[str, Any]:

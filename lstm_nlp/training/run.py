@@ -31,6 +31,9 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
                                  resume, on_step, train_stage=train)
     if resume:
         _check_resumable(run_dir, recipe)
+        if not _has_checkpoint(run_dir):  # killed before its first checkpoint
+            reporting.info(f"{run_dir} has no checkpoint yet: starting it afresh")
+            resume, overwrite = False, True
     run_dir = runtime.prepare_run_dir(run_dir, overwrite, resume)
     save_recipe(recipe, run_dir / "recipe.yaml")
     runtime.tune_allocator()
@@ -67,11 +70,17 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
 
 
 def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
+    """--resume continues a run folder (its recipe.yaml) with the recipe it was started with, but
+    for limits and logging. One without a checkpoint yet passes too: it then starts afresh."""
     saved_path = run_dir / "recipe.yaml"
-    if not (run_dir / "last.pt").is_file():
-        raise ConfigError(f"--resume: no last.pt in {run_dir}; nothing to resume")
     if not saved_path.is_file():
-        raise ConfigError(f"--resume: {saved_path} not found; is {run_dir} a run folder?")
+        if (run_dir / "last.pt").is_file():
+            raise ConfigError(f"--resume: {saved_path} not found; is {run_dir} a run folder?")
+        raise ConfigError(f"--resume: no last.pt and no recipe.yaml in {run_dir}: not a run "
+                          "folder; nothing to resume")
+    if (run_dir / "best.pt").is_file() and not (run_dir / "last.pt").is_file():
+        raise ConfigError(f"--resume: no last.pt in {run_dir} (best.pt alone cannot be "
+                          "continued); nothing to resume")
     saved = _flatten(load_recipe(saved_path).to_dict())
     new = _flatten(recipe.to_dict())
     changed = [k for k in new if new[k] != saved.get(k) and k not in RESUMABLE_CHANGES]
@@ -80,6 +89,10 @@ def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
         raise ConfigError(f"--resume: the recipe differs from the run's at {k} "
                           f"({saved.get(k)!r} in the run, {new[k]!r} now); only "
                           f"{', '.join(sorted(RESUMABLE_CHANGES))} may change")
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / "last.pt").is_file() or (run_dir / "best.pt").is_file()
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -16,7 +16,8 @@ import torch
 from lstm_nlp import metrics
 from lstm_nlp.data.corpora import (LabeledText, load_labeled_file, load_labeled_split,
                                    split_off_validation)
-from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_file, report_folder, split_name
+from lstm_nlp.data.textio import (HELD_OUT, check_input, read_input_lines, report_file,
+                                   report_folder, split_name)
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
@@ -242,6 +243,7 @@ def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, s
              ) -> None:
     """One line out per line in: `label<TAB>probability` or JSON with every class's
     probability; several models are averaged (an ensemble)."""
+    check_input(input_path)  # refused before the model loads
     runtime.tune_allocator()
     members = load_members(model_paths)
     classes, recipe = members[0][0].classes, members[0][2]

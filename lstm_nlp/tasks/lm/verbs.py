@@ -11,7 +11,8 @@ import torch
 
 from lstm_nlp.data.corpora import (TextLines, load_text_file, load_text_split, read_lines,
                                    split_off_validation)
-from lstm_nlp.data.textio import HELD_OUT, read_input_lines, report_file, report_folder, split_name
+from lstm_nlp.data.textio import (HELD_OUT, check_input, read_input_lines, report_file,
+                                   report_folder, split_name)
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.errors import ConfigError
 from lstm_nlp.reporting import console as reporting
@@ -158,6 +159,7 @@ def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: T
              top_k: int | None = None, top_p: float | None = None, seed: int = 1,
              batch_size: int | None = None, precision: str | None = None) -> None:
     """One sampled continuation per input line (prompt), in order; same seed, same text."""
+    check_input(input_path)  # refused before the model loads
     runtime.tune_allocator()
     model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate")
     opts = overridden(_sampling(recipe, seed), max_tokens=max_tokens, temperature=temperature,

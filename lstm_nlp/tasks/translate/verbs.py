@@ -10,7 +10,8 @@ from typing import TextIO
 import torch
 
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
-from lstm_nlp.data.textio import read_input_lines, report_file, report_folder, split_name
+from lstm_nlp.data.textio import (check_input, read_input_lines, report_file, report_folder,
+                                   split_name)
 from lstm_nlp.data.tokenizer import TokenizerPair, UnknownText, train_or_load
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
@@ -80,6 +81,7 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
               beam: int | None = None, length_penalty: float | None = None,
               max_len_ratio: float | None = None, batch_size: int | None = None,
               precision: str | None = None) -> None:
+    check_input(input_path)  # refused before the model loads
     runtime.tune_allocator()
     model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate")
     opts = decode_options(recipe, beam, length_penalty, max_len_ratio, batch_size, precision)
