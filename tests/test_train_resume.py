@@ -66,6 +66,19 @@ def test_corrupt_and_mismatched_checkpoints(trained_run, tmp_path):
         checkpoint.load_model(tmp_path)
 
 
+def test_best_pt_is_weights_tokenizer_and_recipe_only(trained_run):
+    """best.pt is the file to share: no optimizer, RNG or task state (resume reads last.pt),
+    so smaller than last.pt by at least Adam's two moments, twice the weights (this tiny
+    model's tokenizer is as large as its weights: best.pt is half of last.pt here, a third
+    for the demo model)."""
+    best = checkpoint.load(trained_run / "best.pt")
+    assert not {"optimizer", "rng", "task_state"} & best.keys()
+    assert {"model", "recipe", "tokenizer", "train_state"} <= best.keys()
+    weight_bytes = sum(t.numel() * t.element_size() for t in best["model"].values())
+    sizes = {name: (trained_run / name).stat().st_size for name in ("best.pt", "last.pt")}
+    assert sizes["last.pt"] - sizes["best.pt"] > 2 * weight_bytes
+
+
 def test_checkpoint_files_are_replaced_atomically(trained_run):
     leftovers = [p.name for p in trained_run.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []

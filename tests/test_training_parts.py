@@ -140,6 +140,17 @@ def test_a_loss_that_is_not_finite_stops_the_run(tmp_path):
         trainer.record(out, seconds=0.1)
 
 
+def test_best_pt_holds_no_optimizer_rng_or_task_state(tmp_path):
+    """best.pt is for inference and sharing; resume reads last.pt."""
+    trainer = make_trainer(tmp_path, max_steps=2, valid_every=2, optimizer="adam")
+    trainer.fit()
+    best, last = checkpoint.load(tmp_path / "best.pt"), checkpoint.load(tmp_path / "last.pt")
+    assert not {"optimizer", "rng", "task_state", "average"} & best.keys()
+    assert {"optimizer", "rng", "task_state"} <= last.keys()
+    assert best["train_state"]["step"] == 2 and torch.equal(best["model"]["weight"],
+                                                            last["model"]["weight"])
+
+
 def test_validation_scores_the_average_and_trains_on_from_the_raw_weights(tmp_path):
     task = FakeTask()
     trainer = make_trainer(tmp_path, task, average_decay=0.5)

@@ -113,12 +113,12 @@ class Trainer:
         checkpoint.save(self.last_path, self._full_checkpoint())
 
     def save_best(self) -> None:
-        """With averaging, best.pt's model is the average (what validation scored), without the
-        optimizer: it is for inference, and resume reads last.pt."""
-        if self.average is None:
-            checkpoint.save(self.best_path, self._full_checkpoint())
-            return
-        with self.average.applied():
+        """best.pt is for inference and sharing: the weights validation scored (the average when
+        averaging), the recipe, tokenizer and position; not the optimizer, RNG or task state,
+        which only resume needs, and resume reads last.pt (Adam's two moments alone are twice
+        the weights)."""
+        averaged = self.average.applied() if self.average is not None else contextlib.nullcontext()
+        with averaged:
             checkpoint.save(self.best_path, {**self.extra, "model": self.model.state_dict(),
                                              "train_state": asdict(self.state)})
 
