@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -22,6 +23,8 @@ def test_run_folder_contents_and_report(trained_run):
     assert len(rows) == 3  # validations at steps 10, 20, 30
     report = (trained_run / "report.md").read_text()
     assert "## Validation curve" in report and "BLEU" in report and "tok:13a" in report
+    assert re.search(r"^Best validation bleu: \d+\.\d\d at step \d+ \(`best\.pt`\)", report,
+                     re.MULTILINE)  # as the validation table shows BLEU
 
 
 def test_existing_run_folder_is_never_overwritten_silently(tmp_path, corpus, trained_run):

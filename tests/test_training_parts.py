@@ -91,8 +91,20 @@ def test_other_schedules_ignore_the_validation_outcomes(tmp_path):
     ({"max_epochs": 2}, {"epoch": 1, "step": 99}, ""),
     ({"max_epochs": 2}, {"epoch": 2}, "reached max_epochs 2"),
     ({"max_minutes": 1.5}, {"elapsed_s": 89.9}, ""),
-    ({"max_minutes": 1.5}, {"elapsed_s": 90.0}, "reached max_minutes 1.5"),
+    ({"max_minutes": 1.5}, {"elapsed_s": 90.0, "step": 1200},
+     "stopped by the time budget after 1,200 steps (max_minutes 1.5)"),
     ({"max_steps": 10, "max_epochs": 2}, {"step": 10, "epoch": 2}, "reached max_steps 10"),
+    # the time budget before the other limit: how far toward it the run got
+    ({"max_minutes": 1, "max_epochs": 10}, {"elapsed_s": 60, "epoch": 3, "step": 30},
+     "stopped by the time budget after 3 of 10 epochs (max_minutes 1)"),
+    ({"max_minutes": 1, "max_epochs": 10},
+     {"elapsed_s": 60, "epoch": 3, "batch_in_epoch": 4, "epoch_len": 10, "step": 34},
+     "stopped by the time budget after 3.4 of 10 epochs (max_minutes 1)"),
+    ({"max_minutes": 1, "max_steps": 5000}, {"elapsed_s": 60, "step": 1200},
+     "stopped by the time budget after 1,200 of 5,000 steps (max_minutes 1)"),
+    ({"max_minutes": 1, "max_steps": 5000, "max_epochs": 10},  # the nearer of the two
+     {"elapsed_s": 60, "epoch": 1, "step": 1200},
+     "stopped by the time budget after 1,200 of 5,000 steps (max_minutes 1)"),
 ])
 def test_limit_reached(tmp_path, limits, position, reason):
     trainer = make_trainer(tmp_path, **{"max_steps": 0, **limits})
@@ -178,6 +190,27 @@ def test_a_failing_validation_leaves_the_raw_weights_in_place(tmp_path):
     assert trainer.model.weight.item() == 1.5
 
 
+def test_the_final_row_of_the_last_epoch_carries_that_epochs_number(tmp_path):
+    """With valid_every, the last step's validation comes after the position rolled over to
+    the epoch after the last: its row still says the last epoch (2 of 2, not 3)."""
+    task = FakeTask(batches=[(1.0,), (2.0,), (0.5,)])
+    trainer = make_trainer(tmp_path, task, max_steps=0, max_epochs=2, valid_every=2)
+    trainer.fit()
+    assert [(r["step"], r["epoch"]) for r in rows(tmp_path)] == [(2, 1), (4, 2), (6, 2)]
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("val_acc", 1.0, "100.0%"), ("val_acc", 0.97532, "97.5%"), ("val_loss", 2.34567, "2.346"),
+    ("val_ppl", 12.3456, "12.35"), ("val_bleu", 23.456, "23.46"), ("val_other", 1 / 3, "0.3333"),
+    ("val_loss", None, "-"),
+])
+def test_a_best_score_is_shown_as_the_validation_table_shows_it(key, value, shown):
+    """The report's and the final line's best score: 'accuracy 1' hid whether it was 100%."""
+    from lstm_nlp.reporting.console import format_metric
+
+    assert format_metric(key, value) == shown
+
+
 def test_epochs_roll_over_and_validate_at_their_ends(tmp_path):
     task = FakeTask(batches=[(1.0,), (2.0,), (0.5,)])
     trainer = make_trainer(tmp_path, task, max_steps=0, max_epochs=2, valid_every=0)
@@ -191,7 +224,7 @@ def test_epochs_roll_over_and_validate_at_their_ends(tmp_path):
 @pytest.mark.parametrize("limits, reason", [
     ({"max_steps": 2}, "reached max_steps 2"),
     ({"max_steps": 0, "max_epochs": 1}, "reached max_epochs 1"),  # ended at the epoch's end
-    ({"max_steps": 0, "max_minutes": 1.0}, "reached max_minutes 1"),
+    ({"max_steps": 0, "max_minutes": 1.0}, "stopped by the time budget after 2 steps"),
 ])
 def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, limits, reason):
     batches = [(1.0,), (2.0,)]
@@ -205,7 +238,7 @@ def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, 
     trainer = make_trainer(tmp_path, FakeTask(batches), valid_every=0, **limits)
     trainer.restore()
     result = trainer.fit()
-    assert result.reason == reason
+    assert result.reason.startswith(reason)
     assert result.state.step == 2
     assert rows(tmp_path) == metrics and len(metrics) == 1
     assert result.last_validation == metrics[-1]

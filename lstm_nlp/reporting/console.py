@@ -42,6 +42,14 @@ def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(value)
 
 
+def format_metric(key: str, value: Any) -> str:
+    """`value` of the metrics-row column `key` as the validation table shows it (accuracy
+    as a percentage, BLEU and perplexity with 2 decimals, loss with 3), so that a summary
+    line says what the table said; a key without a column gets 4 significant digits."""
+    fmt = next((f for k, _, f in COLUMNS if k == key), "{:.4g}")
+    return _fmt(fmt, value)
+
+
 class Reporter:
     """Progress bar during training, one table row per validation."""
 

@@ -158,8 +158,23 @@ class Trainer:
         if cfg.max_epochs and state.epoch >= cfg.max_epochs:
             return f"reached max_epochs {cfg.max_epochs}"
         if cfg.max_minutes and state.elapsed_s >= cfg.max_minutes * 60:
-            return f"reached max_minutes {cfg.max_minutes:g}"
+            return (f"stopped by the time budget after {self.trained_so_far()} "
+                    f"(max_minutes {cfg.max_minutes:g})")
         return ""
+
+    def trained_so_far(self) -> str:
+        """How far the run got toward its step or epoch limit (the nearer, when both are set),
+        for a run the time budget ended first: '3 of 10 epochs', '1,200 of 5,000 steps', or
+        '1,200 steps' with no other limit."""
+        cfg, state = self.cfg, self.state
+        epochs = state.epoch + state.batch_in_epoch / max(state.epoch_len, 1)
+        by_epochs = cfg.max_epochs and (not cfg.max_steps
+                                        or epochs / cfg.max_epochs >= state.step / cfg.max_steps)
+        if by_epochs:
+            return f"{round(epochs, 1):g} of {cfg.max_epochs} epochs"
+        if cfg.max_steps:
+            return f"{state.step:,} of {cfg.max_steps:,} steps"
+        return f"{state.step:,} steps"
 
     # -- a step ------------------------------------------------------------------------------
 
@@ -231,8 +246,15 @@ class Trainer:
         s, w = self.state, self.window
         trained = {"train_loss": w.mean_loss(), "train_acc": w.accuracy()} if w.tokens else {}
         speed = {"tokens_per_s": w.throughput()} if w.tokens else {}  # none since a resume
-        return {"step": s.step, "epoch": s.epoch + 1, **trained, **scores,
+        return {"step": s.step, "epoch": self.epoch_of_last_step(), **trained, **scores,
                 "lr": learning_rate(self.cfg, s), **speed, "elapsed_s": round(s.elapsed_s, 1)}
+
+    def epoch_of_last_step(self) -> int:
+        """The epoch (from 1) of the latest step: once an epoch's last step has rolled the
+        position over to the next epoch's first batch, still the epoch that step ended, so
+        the final row of max_epochs 10 says 10, not 11."""
+        s = self.state
+        return s.epoch if s.batch_in_epoch == 0 and s.epoch > 0 else s.epoch + 1
 
     def validate(self) -> bool:
         """Validate, update the best score and the schedule, log a row, checkpoint (best.pt
@@ -270,7 +292,7 @@ class Trainer:
             if self.state.step and self.last_row.get("step") != self.state.step:
                 self.validate()  # stopped (Ctrl-C) after its last step, before validating it
             else:
-                info(f"nothing left to train: the run {reason} at step {self.state.step} "
+                info(f"nothing left to train at step {self.state.step}: {reason} "
                      "(raise that limit to train on)")
             return TrainResult(self.state, self.last_row, reason)
         self.reporter.start(total, self.state.step)
