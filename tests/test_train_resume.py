@@ -177,7 +177,7 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
         if step == 4:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 4"):
+    with pytest.raises(TrainingInterrupted, match=r"stopped by Ctrl-C \(SIGINT\) at step 4"):
         train_run(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
     assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["step"] == 4
     assert signal.getsignal(signal.SIGINT) is before  # the handler it found is restored
@@ -234,7 +234,7 @@ def test_ctrl_c_on_the_last_step_then_resume_validates_it_once(tmp_path, corpus)
         if step == 25:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 25"):
+    with pytest.raises(TrainingInterrupted, match=r"stopped by Ctrl-C \(SIGINT\) at step 25"):
         train_run(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
     train_run(recipe, [], run_dir=tmp_path / "run", resume=True)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text(

@@ -2,17 +2,17 @@
 a task object says how to batch, how to compute the loss and how to validate.
 
 A step: batch -> zero-grad -> forward -> loss -> backward -> clip -> lr -> step -> average; then
-maybe validate and checkpoint (last + best), then stop on early stopping, Ctrl-C or a limit. The
-data position is (epoch, batch index), so `resume` replays exactly what an uninterrupted run
-would have done. The parts live beside this file: the position, window and clock (state.py),
-the schedules (schedules.py), the optimizer (optim.py), the weight average (averaging.py).
+maybe validate and checkpoint (last + best), then stop on early stopping, a stop signal (Ctrl-C,
+SIGTERM, SIGHUP) or a limit. The data position is (epoch, batch index), so `resume` replays
+exactly what an uninterrupted run would have done. The parts live beside this file: the
+position, window and clock (state.py), the schedules (schedules.py), the optimizer (optim.py),
+the weight average (averaging.py), the stop signals (signals.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.averaging import WeightAverage
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
 from lstm_nlp.training.schedules import learning_rate, plateau_decay, progress
+from lstm_nlp.training.signals import StopSignals, describe
 from lstm_nlp.training.state import Clock, TrainState, Window
 
 
@@ -36,29 +37,6 @@ class TrainResult:
     state: TrainState
     last_validation: dict[str, float]
     reason: str
-
-
-class _StopFlag:
-    """First Ctrl-C asks the loop to save and stop after the current step; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "_StopFlag":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: no handler, Ctrl-C raises as usual
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:
@@ -79,8 +57,10 @@ class Trainer:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.window = Window()
         self.clock = Clock()
+        self.signals = StopSignals()  # handlers installed while fit() trains
         self.batches: list[Any] = []  # the current epoch's items (collated one at a time)
         self.last_row: dict[str, float] = {}  # the latest validation's metrics row
+        self.saved_step: int | None = None  # the step last.pt holds (None: no last.pt yet)
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -99,6 +79,7 @@ class Trainer:
         self.state = TrainState(**ckpt["train_state"])
         torch.set_rng_state(ckpt["rng"])
         self.task.load_state_dict(ckpt.get("task_state", {}))
+        self.saved_step = self.state.step
         rows = truncate_metrics(self.metrics_path, self.state.step)
         self.last_row = rows[-1] if rows else {}
 
@@ -111,6 +92,7 @@ class Trainer:
 
     def save_last(self) -> None:
         checkpoint.save(self.last_path, self._full_checkpoint())
+        self.saved_step = self.state.step
 
     def save_best(self) -> None:
         """best.pt is for inference and sharing: the weights validation scored (the average when
@@ -265,32 +247,39 @@ class Trainer:
         stop = bool(self.cfg.patience) and self.state.bad_validations >= self.cfg.patience
         self.state.stopped_early = stop
         self.last_row = self.row(scores)
-        self.save_last()
-        if improved:
-            self.save_best()
+        with self.signals.saving():  # last.pt and best.pt both, or a second signal waits
+            self.save_last()
+            if improved:
+                self.save_best()
         self.reporter.validation(self.last_row, best=improved)
         self.window = Window()
         return stop
 
     def interrupt(self) -> NoReturn:
-        """Ctrl-C: save where the run stands and stop (resume continues from here)."""
+        """A stop signal: save where the run stands (unless a validation just did) and stop;
+        resume continues from here. A second signal during this save changes nothing."""
         self.tick()
-        self.save_last()
-        raise TrainingInterrupted(f"interrupted at step {self.state.step}; saved "
-                                  f"{self.last_path} (continue with --resume)")
+        if self.saved_step != self.state.step:
+            with self.signals.saving(then_abort=False):
+                self.save_last()
+        signum = self.signals.signum
+        raise TrainingInterrupted(f"stopped by {describe(signum)} at step {self.state.step}; "
+                                  f"saved {self.last_path} (continue with --resume)", signum)
 
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
-        """Train until a limit, early stopping or Ctrl-C; the last step is always validated.
-        `on_step(step)` is called after each step (tests use it to kill a run). A resumed run
-        whose limit is already reached trains, validates and saves nothing."""
+        """Train until a limit, early stopping or a stop signal (which saves and
+        raises TrainingInterrupted, also when it comes during the final validation); the last
+        step is always validated. `on_step(step)` is called after each step (tests use it to
+        kill a run). A resumed run whose limit is already reached trains, validates and saves
+        nothing."""
         self.model.train()
         self.begin_epoch()
         total = self.planned_steps()
         if (reason := self.limit_reached() or self.roll_over()):
             if self.state.step and self.last_row.get("step") != self.state.step:
-                self.validate()  # stopped (Ctrl-C) after its last step, before validating it
+                self.validate()  # stopped by a signal after its last step, unvalidated
             else:
                 info(f"nothing left to train at step {self.state.step}: {reason} "
                      "(raise that limit to train on)")
@@ -299,7 +288,7 @@ class Trainer:
         validated_at = -1
         self.clock.start()
         try:
-            with _StopFlag() as stop_flag:
+            with self.signals:
                 while not (reason := self.roll_over()):
                     started = time.perf_counter()
                     out = self.train_step(self.next_batch())
@@ -315,12 +304,14 @@ class Trainer:
                                       f"{self.cfg.early_stopping_metric} "
                                       f"in {self.cfg.patience} validations")
                             break
-                    if stop_flag.requested:
+                    if self.signals.requested:
                         self.interrupt()
                     if (reason := self.limit_reached()):
                         break
                 if validated_at != self.state.step:
                     self.validate()
+                if self.signals.requested:  # came during that validation: saved, still stop
+                    self.interrupt()
         finally:
             self.reporter.stop()
         return TrainResult(self.state, self.last_row, reason)
