@@ -17,6 +17,11 @@ class CheckpointError(LstmNlpError):
     """A checkpoint or run folder is missing, corrupt or does not fit."""
 
 
+class DivergenceError(LstmNlpError):
+    """Training blew up (a loss not finite, or far above its recent level): stopped before the
+    diverged weights could replace a checkpoint."""
+
+
 class TrainingInterrupted(LstmNlpError):
     """Ctrl-C, SIGTERM or SIGHUP during training: a checkpoint was saved; the CLI exits with
     128 + the signal's number (130, 143, 129), the shell's code for a process that signal ended."""

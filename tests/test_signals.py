@@ -1,5 +1,5 @@
 """Stopping a run from outside (SIGTERM from `timeout`, `docker stop`, systemd or a batch
-scheduler; SIGHUP; a second signal while a checkpoint is written)."""
+scheduler; SIGHUP; a second signal while a checkpoint is written) and a run that diverges."""
 
 import json
 import os
@@ -171,3 +171,53 @@ def test_the_exit_code_is_128_plus_the_signal(monkeypatch, exc, code):
     result = CliRunner().invoke(app, ["train", "any.yaml"])
     assert result.exit_code == code
     assert (str(exc) or "interrupted") in result.stderr
+
+
+def strict_rows(run: Path) -> list[dict]:
+    """metrics.jsonl read by a parser that refuses NaN and Infinity, as strict JSON does."""
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return [json.loads(line, parse_constant=refuse)
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_lr_1e30_stops_at_once_with_the_fix_and_saves_nothing(tmp_path, corpus):
+    """The issue's run: lr 1e30 with Adam. Its first update already wrecks the weights, so
+    step 1's validation loss is ~1e31: exit 1 with the fix, no best.pt, no last.pt."""
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus, train={
+        "lr": 1e30, "optimizer": "adam", "max_steps": 30, "valid_every": 1,
+        "valid_bleu": False, "early_stopping_metric": "loss"}))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(recipe), "--run-dir", str(run)],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert re.search(r"^error: training diverged at step 1: the validation loss is \S+, over "
+                     r"10000 times the first step's [\d.]+; lower train\.lr \(now 1e\+30\), "
+                     r"or warm up longer \(train\.warmup_steps, now 0\) or clip harder "
+                     r"\(train\.clip_norm, now 5\), and train again \(--overwrite\); nothing "
+                     r"diverged was saved \(no checkpoint either\)$", result.stderr,
+                     re.MULTILINE), result.stderr
+    assert not (run / "best.pt").exists() and not (run / "last.pt").exists()
+    assert not (run / "metrics.jsonl").exists() or strict_rows(run) == []
+    assert not (run / "report.json").exists()
+
+
+def test_a_run_that_diverges_midway_keeps_its_good_checkpoints(tmp_path, recipe, monkeypatch):
+    """The lr jumps to 1e30 after step 12 (validated at 10): step 14's training loss gives it
+    away; best.pt and last.pt keep step 10, metrics.jsonl stays strict JSON."""
+    from lstm_nlp.errors import DivergenceError
+    from lstm_nlp.training import loop
+
+    schedule = loop.learning_rate
+    monkeypatch.setattr(loop, "learning_rate",
+                        lambda cfg, state: 1e30 if state.step >= 12 else schedule(cfg, state))
+    run = tmp_path / "run"
+    with pytest.raises(DivergenceError, match=r"diverged at step 14: the training loss is \S+, "
+                       r"over 10000 times the first step's") as e:
+        train_run(recipe, [], run_dir=run)
+    assert f"nothing diverged was saved ({run / 'last.pt'} holds step 10, the last good one)" \
+        in str(e.value)
+    for name in ("best.pt", "last.pt"):
+        assert checkpoint.load(run / name)["train_state"]["step"] == 10
+    assert [r["step"] for r in strict_rows(run)] == [10]

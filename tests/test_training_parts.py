@@ -2,15 +2,17 @@
 limits, the window and the clock, a step, validation with the weight average, epochs."""
 
 import json
+import math
 
 import pytest
 import torch
 
 from lstm_nlp.config.sections import TrainConfig
-from lstm_nlp.errors import LstmNlpError
+from lstm_nlp.errors import DivergenceError, LstmNlpError
 from lstm_nlp.reporting.console import Reporter
 from lstm_nlp.tasks.base import LossOutput
 from lstm_nlp.training import checkpoint
+from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.loop import Trainer
 from lstm_nlp.training.state import Clock, TrainState, Window
 
@@ -148,8 +150,103 @@ def test_a_loss_that_is_not_finite_stops_the_run(tmp_path):
     trainer = make_trainer(tmp_path)
     out = LossOutput(torch.tensor(float("nan")), n_tokens=2, n_correct=0)
     trainer.state.step = 3
-    with pytest.raises(LstmNlpError, match="training loss is nan at step 3"):
+    with pytest.raises(LstmNlpError, match="diverged at step 3: the training loss is nan; "
+                                          "lower train.lr"):
         trainer.record(out, seconds=0.1)
+
+
+def test_the_divergence_bound_follows_the_running_median():
+    monitor = LossMonitor(window=4, warmup=3, factor=10.0, floor=0.01)
+    assert monitor.excess(1e30) == ""  # nothing to compare with yet
+    monitor.add(4.0)
+    # during the warm-up: against the first loss (a run that blows up at step 2 has only
+    # huge losses after it, so their median would not stand out)
+    assert monitor.excess(39.0) == ""
+    assert "over 10 times the first step's 4" in monitor.excess(41.0)
+    for loss in (1.0, 1.0):
+        monitor.add(loss)
+    assert "running median of the last 3 steps, 1" in monitor.excess(10.5)  # median of 4, 1, 1
+    assert monitor.excess(9.5) == ""
+    for loss in (0.2, 0.2, 0.2):  # the window keeps the last 4: 1, 0.2, 0.2, 0.2
+        monitor.add(loss)
+    assert monitor.excess(2.5) != "" and monitor.excess(1.5) == ""
+    assert monitor.excess(float("nan")) == "is nan" and monitor.excess(float("inf")) == "is inf"
+
+
+def test_a_near_perfect_fit_does_not_make_an_ordinary_loss_a_divergence():
+    """The floor: with a median of 1e-6 nats, one misclassified text (0.3) is no blow-up."""
+    monitor = LossMonitor()
+    for _ in range(50):
+        monitor.add(1e-6)
+    assert monitor.excess(0.3) == "" and monitor.excess(1e3) != ""
+
+
+class SpikingTask(FakeTask):
+    """FakeTask whose loss jumps by 1e12 at step `at` (5e11 per point: a blow-up, as an lr far
+    too high gives)."""
+
+    def __init__(self, at, **kwargs):
+        super().__init__(**kwargs)
+        self.at, self.calls = at, 0
+
+    def loss(self, model, x):
+        self.calls += 1
+        out = super().loss(model, x)
+        return LossOutput(out.loss + 1e12, out.n_tokens, 0) if self.calls == self.at else out
+
+
+def strict_rows(run_dir):
+    """metrics.jsonl read by a parser that refuses NaN and Infinity, as strict JSON does."""
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    return [json.loads(line, parse_constant=refuse)
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_training_loss_blow_up_stops_before_anything_is_saved(tmp_path):
+    trainer = make_trainer(tmp_path, SpikingTask(at=25), max_steps=100, valid_every=10,
+                           optimizer="adam", lr=0.01)
+    with pytest.raises(DivergenceError) as e:
+        trainer.fit()
+    message = str(e.value)
+    assert message.startswith("training diverged at step 25: the training loss is 5e+11, over "
+                              "10000 times the running median of the last 24 steps,")
+    assert "lower train.lr (now 0.01)" in message and "train.warmup_steps" in message
+    assert f"({tmp_path / 'last.pt'} holds step 20, the last good one)" in message
+    assert checkpoint.load(tmp_path / "last.pt")["train_state"]["step"] == 20
+    assert [r["step"] for r in strict_rows(tmp_path)] == [10, 20]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_validation_score_that_is_not_finite_never_becomes_best_pt(tmp_path, bad):
+    """Validation at step 4 gives a better-looking score (nan compares as neither); the run
+    stops before it can replace last.pt or best.pt, which keep step 2."""
+    trainer = make_trainer(tmp_path, FakeTask(scores=[1.0, bad]), max_steps=6, valid_every=2)
+    with pytest.raises(DivergenceError, match=f"diverged at step 4: validation val_loss is {bad}"):
+        trainer.fit()
+    assert checkpoint.load(tmp_path / "last.pt")["train_state"]["step"] == 2
+    assert checkpoint.load(tmp_path / "best.pt")["train_state"]["step"] == 2
+    assert [r["step"] for r in strict_rows(tmp_path)] == [2]
+
+
+def test_a_validation_loss_far_above_the_training_loss_is_a_divergence(tmp_path):
+    trainer = make_trainer(tmp_path, FakeTask(scores=[1.0, 1e9]), max_steps=6, valid_every=2)
+    with pytest.raises(DivergenceError, match="diverged at step 4: the validation loss is 1e"):
+        trainer.fit()
+    assert checkpoint.load(tmp_path / "best.pt")["train_state"]["step"] == 2
+
+
+def test_metrics_and_reports_write_strict_json(tmp_path):
+    from lstm_nlp.reporting.console import write_json
+
+    reporter = Reporter(tmp_path / "metrics.jsonl")
+    reporter.validation({"step": 1, "val_loss": float("inf"), "val_ppl": float("nan")},
+                        best=False)
+    assert strict_rows(tmp_path) == [{"step": 1, "val_loss": None, "val_ppl": None}]
+    write_json(tmp_path / "report.json", {"best": float("-inf"), "rows": [{"x": math.nan}]})
+    assert json.loads((tmp_path / "report.json").read_text(), parse_constant=float) == \
+        {"best": None, "rows": [{"x": None}]}
 
 
 def test_best_pt_holds_no_optimizer_rng_or_task_state(tmp_path):

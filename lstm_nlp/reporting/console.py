@@ -50,6 +50,22 @@ def format_metric(key: str, value: Any) -> str:
     return _fmt(fmt, value)
 
 
+def to_json(data: Any, indent: int | None = None) -> str:
+    """JSON that strict parsers read: a float that is not finite (NaN, Infinity, which
+    json.dumps would write as bare words no JSON parser need accept) becomes null."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
 class Reporter:
     """Progress bar during training, one table row per validation."""
 
@@ -94,7 +110,7 @@ class Reporter:
         console.print(table)
         if self.metrics_path is not None:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(to_json(row) + "\n")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -106,7 +122,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def truncate_metrics(path: Path, step: int) -> list[dict[str, Any]]:
     """On resume: forget validations logged after the checkpoint we resume from; the rows kept."""
     rows = [r for r in read_metrics(path) if r["step"] <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    path.write_text("".join(to_json(r) + "\n" for r in rows), encoding="utf-8")
     return rows
 
 
@@ -148,4 +164,4 @@ def print_confusion(classes: list[str], confusion: list[list[int]],
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")

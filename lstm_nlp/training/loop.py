@@ -3,16 +3,18 @@ a task object says how to batch, how to compute the loss and how to validate.
 
 A step: batch -> zero-grad -> forward -> loss -> backward -> clip -> lr -> step -> average; then
 maybe validate and checkpoint (last + best), then stop on early stopping, a stop signal (Ctrl-C,
-SIGTERM, SIGHUP) or a limit. The data position is (epoch, batch index), so `resume` replays
-exactly what an uninterrupted run would have done. The parts live beside this file: the
+SIGTERM, SIGHUP), divergence or a limit. The data position is (epoch, batch index), so `resume`
+replays exactly what an uninterrupted run would have done. The parts live beside this file: the
 position, window and clock (state.py), the schedules (schedules.py), the optimizer (optim.py),
-the weight average (averaging.py), the stop signals (signals.py).
+the weight average (averaging.py), the stop signals (signals.py), the divergence rule
+(divergence.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,11 +23,12 @@ from typing import Any, Callable, NoReturn
 import torch
 
 from lstm_nlp.config.sections import TrainConfig
-from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
+from lstm_nlp.errors import DivergenceError, LstmNlpError, TrainingInterrupted
 from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
 from lstm_nlp.tasks.base import LossOutput, TrainTask, inference
 from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.averaging import WeightAverage
+from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
 from lstm_nlp.training.schedules import learning_rate, plateau_decay, progress
 from lstm_nlp.training.signals import StopSignals, describe
@@ -57,6 +60,7 @@ class Trainer:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.window = Window()
         self.clock = Clock()
+        self.losses = LossMonitor()  # recent training losses, against divergence
         self.signals = StopSignals()  # handlers installed while fit() trains
         self.batches: list[Any] = []  # the current epoch's items (collated one at a time)
         self.last_row: dict[str, float] = {}  # the latest validation's metrics row
@@ -182,12 +186,13 @@ class Trainer:
 
     def record(self, out: LossOutput, seconds: float) -> None:
         """Count a finished step (`seconds` of step time) in the clock, the window and the
-        progress bar; a loss that is not finite ends the run."""
+        progress bar; a loss that says the run diverged ends it (before anything is saved)."""
         self.tick()
         loss = out.loss.item()  # summed over the batch's tokens
-        if not math.isfinite(loss):
-            raise LstmNlpError(f"training loss is {loss} at step {self.state.step}"
-                               "; lower train.lr or raise train.clip_norm")
+        per_token = loss / max(out.n_tokens, 1)
+        if (excess := self.losses.excess(per_token)):
+            raise self.diverged(f"the training loss {excess}")
+        self.losses.add(per_token)
         self.window.add(loss, out.n_tokens, out.n_correct, seconds)
         step = self.state.step
         spent = progress(self.cfg, self.state)  # the nearest limit, so the ETA follows it too
@@ -196,6 +201,28 @@ class Trainer:
                               log=step % self.cfg.log_every == 0 or step == 1)
 
     # -- validation --------------------------------------------------------------------------
+
+    def diverged(self, what: str) -> DivergenceError:
+        """The error that ends a diverged run: where, what, the fix, and what is left. Nothing
+        of the diverged state was saved, so last.pt and best.pt still hold the last good one."""
+        cfg = self.cfg
+        clip = (f"clip harder (train.clip_norm, now {cfg.clip_norm:g})" if cfg.clip_norm
+                else "clip gradients (train.clip_norm, now off)")
+        kept = (f"{self.last_path} holds step {self.saved_step}, the last good one"
+                if self.saved_step is not None else "no checkpoint either")
+        return DivergenceError(
+            f"training diverged at step {self.state.step}: {what}; lower train.lr (now "
+            f"{cfg.lr:g}), or warm up longer (train.warmup_steps, now {cfg.warmup_steps}) or "
+            f"{clip}, and train again (--overwrite); nothing diverged was saved ({kept})")
+
+    def check_scores(self, scores: dict[str, float]) -> None:
+        """A validation score that is not finite, or a validation loss over the training
+        loss's divergence bound, ends the run before it can be saved."""
+        for key, value in scores.items():
+            if isinstance(value, numbers.Real) and not math.isfinite(value):
+                raise self.diverged(f"validation {key} is {value}")
+        if "val_loss" in scores and (excess := self.losses.excess(scores["val_loss"])):
+            raise self.diverged(f"the validation loss {excess}")
 
     def validation_due(self) -> bool:
         """Every valid_every steps; with valid_every 0, at each epoch's end."""
@@ -242,6 +269,7 @@ class Trainer:
         """Validate, update the best score and the schedule, log a row, checkpoint (best.pt
         when it improved); True when early stopping says stop."""
         scores = self.scores()
+        self.check_scores(scores)
         improved = self.judge(scores[self.metric])
         plateau_decay(self.cfg, self.state, improved)
         stop = bool(self.cfg.patience) and self.state.bad_validations >= self.cfg.patience
@@ -269,7 +297,7 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
-        """Train until a limit, early stopping or a stop signal (which saves and
+        """Train until a limit, early stopping, divergence or a stop signal (which saves and
         raises TrainingInterrupted, also when it comes during the final validation); the last
         step is always validated. `on_step(step)` is called after each step (tests use it to
         kill a run). A resumed run whose limit is already reached trains, validates and saves
