@@ -17,8 +17,28 @@ class CheckpointError(LstmNlpError):
     """A checkpoint or run folder is missing, corrupt or does not fit."""
 
 
+class DivergenceError(LstmNlpError):
+    """Training blew up (a loss not finite, or far above its recent level): stopped before the
+    diverged weights could replace a checkpoint."""
+
+
 class TrainingInterrupted(LstmNlpError):
-    """Ctrl-C during training: a checkpoint was saved; the CLI exits 130."""
+    """Ctrl-C, SIGTERM or SIGHUP during training: a checkpoint was saved; the CLI exits with
+    128 + the signal's number (130, 143, 129), the shell's code for a process that signal ended."""
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.signum = signum
+
+
+class Aborted(KeyboardInterrupt):
+    """A second stop signal during training: stop at once, without saving. A KeyboardInterrupt,
+    as a second Ctrl-C always was, so that nothing that catches exceptions swallows it; it
+    carries the signal for the exit code."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 class FileSystemError(LstmNlpError):

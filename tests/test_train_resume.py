@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -22,6 +23,8 @@ def test_run_folder_contents_and_report(trained_run):
     assert len(rows) == 3  # validations at steps 10, 20, 30
     report = (trained_run / "report.md").read_text()
     assert "## Validation curve" in report and "BLEU" in report and "tok:13a" in report
+    assert re.search(r"^Best validation bleu: \d+\.\d\d at step \d+ \(`best\.pt`\)", report,
+                     re.MULTILINE)  # as the validation table shows BLEU
 
 
 def test_existing_run_folder_is_never_overwritten_silently(tmp_path, corpus, trained_run):
@@ -64,6 +67,19 @@ def test_corrupt_and_mismatched_checkpoints(trained_run, tmp_path):
         checkpoint.load_model(mismatched)
     with pytest.raises(CheckpointError, match="no checkpoint in this folder"):
         checkpoint.load_model(tmp_path)
+
+
+def test_best_pt_is_weights_tokenizer_and_recipe_only(trained_run):
+    """best.pt is the file to share: no optimizer, RNG or task state (resume reads last.pt),
+    so smaller than last.pt by at least Adam's two moments, twice the weights (this tiny
+    model's tokenizer is as large as its weights: best.pt is half of last.pt here, a third
+    for the demo model)."""
+    best = checkpoint.load(trained_run / "best.pt")
+    assert not {"optimizer", "rng", "task_state"} & best.keys()
+    assert {"model", "recipe", "tokenizer", "train_state"} <= best.keys()
+    weight_bytes = sum(t.numel() * t.element_size() for t in best["model"].values())
+    sizes = {name: (trained_run / name).stat().st_size for name in ("best.pt", "last.pt")}
+    assert sizes["last.pt"] - sizes["best.pt"] > 2 * weight_bytes
 
 
 def test_checkpoint_files_are_replaced_atomically(trained_run):
@@ -161,7 +177,7 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path, corpus):
         if step == 4:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 4"):
+    with pytest.raises(TrainingInterrupted, match=r"stopped by Ctrl-C \(SIGINT\) at step 4"):
         train_run(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
     assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["step"] == 4
     assert signal.getsignal(signal.SIGINT) is before  # the handler it found is restored
@@ -218,7 +234,7 @@ def test_ctrl_c_on_the_last_step_then_resume_validates_it_once(tmp_path, corpus)
         if step == 25:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 25"):
+    with pytest.raises(TrainingInterrupted, match=r"stopped by Ctrl-C \(SIGINT\) at step 25"):
         train_run(recipe, [], run_dir=tmp_path / "run", on_step=press_ctrl_c)
     train_run(recipe, [], run_dir=tmp_path / "run", resume=True)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text(

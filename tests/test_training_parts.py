@@ -2,15 +2,17 @@
 limits, the window and the clock, a step, validation with the weight average, epochs."""
 
 import json
+import math
 
 import pytest
 import torch
 
 from lstm_nlp.config.sections import TrainConfig
-from lstm_nlp.errors import LstmNlpError
+from lstm_nlp.errors import DivergenceError, LstmNlpError
 from lstm_nlp.reporting.console import Reporter
 from lstm_nlp.tasks.base import LossOutput
 from lstm_nlp.training import checkpoint
+from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.loop import Trainer
 from lstm_nlp.training.state import Clock, TrainState, Window
 
@@ -91,8 +93,20 @@ def test_other_schedules_ignore_the_validation_outcomes(tmp_path):
     ({"max_epochs": 2}, {"epoch": 1, "step": 99}, ""),
     ({"max_epochs": 2}, {"epoch": 2}, "reached max_epochs 2"),
     ({"max_minutes": 1.5}, {"elapsed_s": 89.9}, ""),
-    ({"max_minutes": 1.5}, {"elapsed_s": 90.0}, "reached max_minutes 1.5"),
+    ({"max_minutes": 1.5}, {"elapsed_s": 90.0, "step": 1200},
+     "stopped by the time budget after 1,200 steps (max_minutes 1.5)"),
     ({"max_steps": 10, "max_epochs": 2}, {"step": 10, "epoch": 2}, "reached max_steps 10"),
+    # the time budget before the other limit: how far toward it the run got
+    ({"max_minutes": 1, "max_epochs": 10}, {"elapsed_s": 60, "epoch": 3, "step": 30},
+     "stopped by the time budget after 3 of 10 epochs (max_minutes 1)"),
+    ({"max_minutes": 1, "max_epochs": 10},
+     {"elapsed_s": 60, "epoch": 3, "batch_in_epoch": 4, "epoch_len": 10, "step": 34},
+     "stopped by the time budget after 3.4 of 10 epochs (max_minutes 1)"),
+    ({"max_minutes": 1, "max_steps": 5000}, {"elapsed_s": 60, "step": 1200},
+     "stopped by the time budget after 1,200 of 5,000 steps (max_minutes 1)"),
+    ({"max_minutes": 1, "max_steps": 5000, "max_epochs": 10},  # the nearer of the two
+     {"elapsed_s": 60, "epoch": 1, "step": 1200},
+     "stopped by the time budget after 1,200 of 5,000 steps (max_minutes 1)"),
 ])
 def test_limit_reached(tmp_path, limits, position, reason):
     trainer = make_trainer(tmp_path, **{"max_steps": 0, **limits})
@@ -136,8 +150,114 @@ def test_a_loss_that_is_not_finite_stops_the_run(tmp_path):
     trainer = make_trainer(tmp_path)
     out = LossOutput(torch.tensor(float("nan")), n_tokens=2, n_correct=0)
     trainer.state.step = 3
-    with pytest.raises(LstmNlpError, match="training loss is nan at step 3"):
+    with pytest.raises(LstmNlpError, match="diverged at step 3: the training loss is nan; "
+                                          "lower train.lr"):
         trainer.record(out, seconds=0.1)
+
+
+def test_the_divergence_bound_follows_the_running_median():
+    monitor = LossMonitor(window=4, warmup=3, factor=10.0, floor=0.01)
+    assert monitor.excess(1e30) == ""  # nothing to compare with yet
+    monitor.add(4.0)
+    # during the warm-up: against the first loss (a run that blows up at step 2 has only
+    # huge losses after it, so their median would not stand out)
+    assert monitor.excess(39.0) == ""
+    assert "over 10 times the first step's 4" in monitor.excess(41.0)
+    for loss in (1.0, 1.0):
+        monitor.add(loss)
+    assert "running median of the last 3 steps, 1" in monitor.excess(10.5)  # median of 4, 1, 1
+    assert monitor.excess(9.5) == ""
+    for loss in (0.2, 0.2, 0.2):  # the window keeps the last 4: 1, 0.2, 0.2, 0.2
+        monitor.add(loss)
+    assert monitor.excess(2.5) != "" and monitor.excess(1.5) == ""
+    assert monitor.excess(float("nan")) == "is nan" and monitor.excess(float("inf")) == "is inf"
+
+
+def test_a_near_perfect_fit_does_not_make_an_ordinary_loss_a_divergence():
+    """The floor: with a median of 1e-6 nats, one misclassified text (0.3) is no blow-up."""
+    monitor = LossMonitor()
+    for _ in range(50):
+        monitor.add(1e-6)
+    assert monitor.excess(0.3) == "" and monitor.excess(1e3) != ""
+
+
+class SpikingTask(FakeTask):
+    """FakeTask whose loss jumps by 1e12 at step `at` (5e11 per point: a blow-up, as an lr far
+    too high gives)."""
+
+    def __init__(self, at, **kwargs):
+        super().__init__(**kwargs)
+        self.at, self.calls = at, 0
+
+    def loss(self, model, x):
+        self.calls += 1
+        out = super().loss(model, x)
+        return LossOutput(out.loss + 1e12, out.n_tokens, 0) if self.calls == self.at else out
+
+
+def strict_rows(run_dir):
+    """metrics.jsonl read by a parser that refuses NaN and Infinity, as strict JSON does."""
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    return [json.loads(line, parse_constant=refuse)
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_training_loss_blow_up_stops_before_anything_is_saved(tmp_path):
+    trainer = make_trainer(tmp_path, SpikingTask(at=25), max_steps=100, valid_every=10,
+                           optimizer="adam", lr=0.01)
+    with pytest.raises(DivergenceError) as e:
+        trainer.fit()
+    message = str(e.value)
+    assert message.startswith("training diverged at step 25: the training loss is 5e+11, over "
+                              "10000 times the running median of the last 24 steps,")
+    assert "lower train.lr (now 0.01)" in message and "train.warmup_steps" in message
+    assert f"({tmp_path / 'last.pt'} holds step 20, the last good one)" in message
+    assert checkpoint.load(tmp_path / "last.pt")["train_state"]["step"] == 20
+    assert [r["step"] for r in strict_rows(tmp_path)] == [10, 20]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_validation_score_that_is_not_finite_never_becomes_best_pt(tmp_path, bad):
+    """Validation at step 4 gives a better-looking score (nan compares as neither); the run
+    stops before it can replace last.pt or best.pt, which keep step 2."""
+    trainer = make_trainer(tmp_path, FakeTask(scores=[1.0, bad]), max_steps=6, valid_every=2)
+    with pytest.raises(DivergenceError, match=f"diverged at step 4: validation val_loss is {bad}"):
+        trainer.fit()
+    assert checkpoint.load(tmp_path / "last.pt")["train_state"]["step"] == 2
+    assert checkpoint.load(tmp_path / "best.pt")["train_state"]["step"] == 2
+    assert [r["step"] for r in strict_rows(tmp_path)] == [2]
+
+
+def test_a_validation_loss_far_above_the_training_loss_is_a_divergence(tmp_path):
+    trainer = make_trainer(tmp_path, FakeTask(scores=[1.0, 1e9]), max_steps=6, valid_every=2)
+    with pytest.raises(DivergenceError, match="diverged at step 4: the validation loss is 1e"):
+        trainer.fit()
+    assert checkpoint.load(tmp_path / "best.pt")["train_state"]["step"] == 2
+
+
+def test_metrics_and_reports_write_strict_json(tmp_path):
+    from lstm_nlp.reporting.console import write_json
+
+    reporter = Reporter(tmp_path / "metrics.jsonl")
+    reporter.validation({"step": 1, "val_loss": float("inf"), "val_ppl": float("nan")},
+                        best=False)
+    assert strict_rows(tmp_path) == [{"step": 1, "val_loss": None, "val_ppl": None}]
+    write_json(tmp_path / "report.json", {"best": float("-inf"), "rows": [{"x": math.nan}]})
+    assert json.loads((tmp_path / "report.json").read_text(), parse_constant=float) == \
+        {"best": None, "rows": [{"x": None}]}
+
+
+def test_best_pt_holds_no_optimizer_rng_or_task_state(tmp_path):
+    """best.pt is for inference and sharing; resume reads last.pt."""
+    trainer = make_trainer(tmp_path, max_steps=2, valid_every=2, optimizer="adam")
+    trainer.fit()
+    best, last = checkpoint.load(tmp_path / "best.pt"), checkpoint.load(tmp_path / "last.pt")
+    assert not {"optimizer", "rng", "task_state", "average"} & best.keys()
+    assert {"optimizer", "rng", "task_state"} <= last.keys()
+    assert best["train_state"]["step"] == 2 and torch.equal(best["model"]["weight"],
+                                                            last["model"]["weight"])
 
 
 def test_validation_scores_the_average_and_trains_on_from_the_raw_weights(tmp_path):
@@ -167,6 +287,27 @@ def test_a_failing_validation_leaves_the_raw_weights_in_place(tmp_path):
     assert trainer.model.weight.item() == 1.5
 
 
+def test_the_final_row_of_the_last_epoch_carries_that_epochs_number(tmp_path):
+    """With valid_every, the last step's validation comes after the position rolled over to
+    the epoch after the last: its row still says the last epoch (2 of 2, not 3)."""
+    task = FakeTask(batches=[(1.0,), (2.0,), (0.5,)])
+    trainer = make_trainer(tmp_path, task, max_steps=0, max_epochs=2, valid_every=2)
+    trainer.fit()
+    assert [(r["step"], r["epoch"]) for r in rows(tmp_path)] == [(2, 1), (4, 2), (6, 2)]
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("val_acc", 1.0, "100.0%"), ("val_acc", 0.97532, "97.5%"), ("val_loss", 2.34567, "2.346"),
+    ("val_ppl", 12.3456, "12.35"), ("val_bleu", 23.456, "23.46"), ("val_other", 1 / 3, "0.3333"),
+    ("val_loss", None, "-"),
+])
+def test_a_best_score_is_shown_as_the_validation_table_shows_it(key, value, shown):
+    """The report's and the final line's best score: 'accuracy 1' hid whether it was 100%."""
+    from lstm_nlp.reporting.console import format_metric
+
+    assert format_metric(key, value) == shown
+
+
 def test_epochs_roll_over_and_validate_at_their_ends(tmp_path):
     task = FakeTask(batches=[(1.0,), (2.0,), (0.5,)])
     trainer = make_trainer(tmp_path, task, max_steps=0, max_epochs=2, valid_every=0)
@@ -180,7 +321,7 @@ def test_epochs_roll_over_and_validate_at_their_ends(tmp_path):
 @pytest.mark.parametrize("limits, reason", [
     ({"max_steps": 2}, "reached max_steps 2"),
     ({"max_steps": 0, "max_epochs": 1}, "reached max_epochs 1"),  # ended at the epoch's end
-    ({"max_steps": 0, "max_minutes": 1.0}, "reached max_minutes 1"),
+    ({"max_steps": 0, "max_minutes": 1.0}, "stopped by the time budget after 2 steps"),
 ])
 def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, limits, reason):
     batches = [(1.0,), (2.0,)]
@@ -194,7 +335,7 @@ def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, 
     trainer = make_trainer(tmp_path, FakeTask(batches), valid_every=0, **limits)
     trainer.restore()
     result = trainer.fit()
-    assert result.reason == reason
+    assert result.reason.startswith(reason)
     assert result.state.step == 2
     assert rows(tmp_path) == metrics and len(metrics) == 1
     assert result.last_validation == metrics[-1]

@@ -1,5 +1,6 @@
 """The Typer app and what every command shares: options, the error boundary (domain errors and
-what the operating system refuses become one red line and exit code 1, 130 after Ctrl-C), the
+what the operating system refuses become one red line and exit code 1; 128 + the signal's number
+after Ctrl-C, SIGTERM or SIGHUP), the
 atomic output file and the console entry point. Heavy imports happen inside the commands."""
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def positive(value: float | None) -> float | None:
 
 def boundary(fn):
     """Catch domain errors and what the operating system refuses once, here: one line on
-    stderr, exit 1 (130 for Ctrl-C)."""
+    stderr, exit 1; a stop signal exits 128 + its number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP),
+    what a shell or scheduler reports for a process that signal ended."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -74,13 +76,13 @@ def boundary(fn):
             return fn(*args, **kwargs)
         except TrainingInterrupted as e:
             info(f"[yellow]{e}[/]")
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + e.signum) from None
         except LstmNlpError as e:
             error(str(e))
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            error("interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as e:  # a second signal (errors.Aborted) or Ctrl-C elsewhere
+            error(str(e) or "interrupted")
+            raise typer.Exit(128 + getattr(e, "signum", 2)) from None
         except BrokenPipeError:  # `| head -1`: the reader left; end quietly
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())

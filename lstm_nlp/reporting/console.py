@@ -51,6 +51,30 @@ def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(value)
 
 
+def format_metric(key: str, value: Any) -> str:
+    """`value` of the metrics-row column `key` as the validation table shows it (accuracy
+    as a percentage, BLEU and perplexity with 2 decimals, loss with 3), so that a summary
+    line says what the table said; a key without a column gets 4 significant digits."""
+    fmt = next((f for k, _, f in COLUMNS if k == key), "{:.4g}")
+    return _fmt(fmt, value)
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """JSON that strict parsers read: a float that is not finite (NaN, Infinity, which
+    json.dumps would write as bare words no JSON parser need accept) becomes null."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
 class Reporter:
     """Progress bar during training, one table row per validation."""
 
@@ -95,7 +119,7 @@ class Reporter:
         console.print(table)
         if self.metrics_path is not None:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(to_json(row) + "\n")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -107,7 +131,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def truncate_metrics(path: Path, step: int) -> list[dict[str, Any]]:
     """On resume: forget validations logged after the checkpoint we resume from; the rows kept."""
     rows = [r for r in read_metrics(path) if r["step"] <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    path.write_text("".join(to_json(r) + "\n" for r in rows), encoding="utf-8")
     return rows
 
 
@@ -149,4 +173,4 @@ def print_confusion(classes: list[str], confusion: list[list[int]],
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")

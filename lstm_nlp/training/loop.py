@@ -2,17 +2,19 @@
 a task object says how to batch, how to compute the loss and how to validate.
 
 A step: batch -> zero-grad -> forward -> loss -> backward -> clip -> lr -> step -> average; then
-maybe validate and checkpoint (last + best), then stop on early stopping, Ctrl-C or a limit. The
-data position is (epoch, batch index), so `resume` replays exactly what an uninterrupted run
-would have done. The parts live beside this file: the position, window and clock (state.py),
-the schedules (schedules.py), the optimizer (optim.py), the weight average (averaging.py).
+maybe validate and checkpoint (last + best), then stop on early stopping, a stop signal (Ctrl-C,
+SIGTERM, SIGHUP), divergence or a limit. The data position is (epoch, batch index), so `resume`
+replays exactly what an uninterrupted run would have done. The parts live beside this file: the
+position, window and clock (state.py), the schedules (schedules.py), the optimizer (optim.py),
+the weight average (averaging.py), the stop signals (signals.py), the divergence rule
+(divergence.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import signal
+import numbers
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,13 +23,15 @@ from typing import Any, Callable, NoReturn
 import torch
 
 from lstm_nlp.config.sections import TrainConfig
-from lstm_nlp.errors import LstmNlpError, TrainingInterrupted
+from lstm_nlp.errors import DivergenceError, LstmNlpError, TrainingInterrupted
 from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
 from lstm_nlp.tasks.base import LossOutput, TrainTask, inference
 from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.averaging import WeightAverage
+from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
 from lstm_nlp.training.schedules import learning_rate, plateau_decay, progress
+from lstm_nlp.training.signals import StopSignals, describe
 from lstm_nlp.training.state import Clock, TrainState, Window
 
 
@@ -36,29 +40,6 @@ class TrainResult:
     state: TrainState
     last_validation: dict[str, float]
     reason: str
-
-
-class _StopFlag:
-    """First Ctrl-C asks the loop to save and stop after the current step; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "_StopFlag":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: no handler, Ctrl-C raises as usual
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:
@@ -79,8 +60,11 @@ class Trainer:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.window = Window()
         self.clock = Clock()
+        self.losses = LossMonitor()  # recent training losses, against divergence
+        self.signals = StopSignals()  # handlers installed while fit() trains
         self.batches: list[Any] = []  # the current epoch's items (collated one at a time)
         self.last_row: dict[str, float] = {}  # the latest validation's metrics row
+        self.saved_step: int | None = None  # the step last.pt holds (None: no last.pt yet)
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -99,6 +83,7 @@ class Trainer:
         self.state = TrainState(**ckpt["train_state"])
         torch.set_rng_state(ckpt["rng"])
         self.task.load_state_dict(ckpt.get("task_state", {}))
+        self.saved_step = self.state.step
         rows = truncate_metrics(self.metrics_path, self.state.step)
         self.last_row = rows[-1] if rows else {}
 
@@ -111,14 +96,15 @@ class Trainer:
 
     def save_last(self) -> None:
         checkpoint.save(self.last_path, self._full_checkpoint())
+        self.saved_step = self.state.step
 
     def save_best(self) -> None:
-        """With averaging, best.pt's model is the average (what validation scored), without the
-        optimizer: it is for inference, and resume reads last.pt."""
-        if self.average is None:
-            checkpoint.save(self.best_path, self._full_checkpoint())
-            return
-        with self.average.applied():
+        """best.pt is for inference and sharing: the weights validation scored (the average when
+        averaging), the recipe, tokenizer and position; not the optimizer, RNG or task state,
+        which only resume needs, and resume reads last.pt (Adam's two moments alone are twice
+        the weights)."""
+        averaged = self.average.applied() if self.average is not None else contextlib.nullcontext()
+        with averaged:
             checkpoint.save(self.best_path, {**self.extra, "model": self.model.state_dict(),
                                              "train_state": asdict(self.state)})
 
@@ -158,8 +144,23 @@ class Trainer:
         if cfg.max_epochs and state.epoch >= cfg.max_epochs:
             return f"reached max_epochs {cfg.max_epochs}"
         if cfg.max_minutes and state.elapsed_s >= cfg.max_minutes * 60:
-            return f"reached max_minutes {cfg.max_minutes:g}"
+            return (f"stopped by the time budget after {self.trained_so_far()} "
+                    f"(max_minutes {cfg.max_minutes:g})")
         return ""
+
+    def trained_so_far(self) -> str:
+        """How far the run got toward its step or epoch limit (the nearer, when both are set),
+        for a run the time budget ended first: '3 of 10 epochs', '1,200 of 5,000 steps', or
+        '1,200 steps' with no other limit."""
+        cfg, state = self.cfg, self.state
+        epochs = state.epoch + state.batch_in_epoch / max(state.epoch_len, 1)
+        by_epochs = cfg.max_epochs and (not cfg.max_steps
+                                        or epochs / cfg.max_epochs >= state.step / cfg.max_steps)
+        if by_epochs:
+            return f"{round(epochs, 1):g} of {cfg.max_epochs} epochs"
+        if cfg.max_steps:
+            return f"{state.step:,} of {cfg.max_steps:,} steps"
+        return f"{state.step:,} steps"
 
     # -- a step ------------------------------------------------------------------------------
 
@@ -185,12 +186,13 @@ class Trainer:
 
     def record(self, out: LossOutput, seconds: float) -> None:
         """Count a finished step (`seconds` of step time) in the clock, the window and the
-        progress bar; a loss that is not finite ends the run."""
+        progress bar; a loss that says the run diverged ends it (before anything is saved)."""
         self.tick()
         loss = out.loss.item()  # summed over the batch's tokens
-        if not math.isfinite(loss):
-            raise LstmNlpError(f"training loss is {loss} at step {self.state.step}"
-                               "; lower train.lr or raise train.clip_norm")
+        per_token = loss / max(out.n_tokens, 1)
+        if (excess := self.losses.excess(per_token)):
+            raise self.diverged(f"the training loss {excess}")
+        self.losses.add(per_token)
         self.window.add(loss, out.n_tokens, out.n_correct, seconds)
         step = self.state.step
         spent = progress(self.cfg, self.state)  # the nearest limit, so the ETA follows it too
@@ -199,6 +201,28 @@ class Trainer:
                               log=step % self.cfg.log_every == 0 or step == 1)
 
     # -- validation --------------------------------------------------------------------------
+
+    def diverged(self, what: str) -> DivergenceError:
+        """The error that ends a diverged run: where, what, the fix, and what is left. Nothing
+        of the diverged state was saved, so last.pt and best.pt still hold the last good one."""
+        cfg = self.cfg
+        clip = (f"clip harder (train.clip_norm, now {cfg.clip_norm:g})" if cfg.clip_norm
+                else "clip gradients (train.clip_norm, now off)")
+        kept = (f"{self.last_path} holds step {self.saved_step}, the last good one"
+                if self.saved_step is not None else "no checkpoint either")
+        return DivergenceError(
+            f"training diverged at step {self.state.step}: {what}; lower train.lr (now "
+            f"{cfg.lr:g}), or warm up longer (train.warmup_steps, now {cfg.warmup_steps}) or "
+            f"{clip}, and train again (--overwrite); nothing diverged was saved ({kept})")
+
+    def check_scores(self, scores: dict[str, float]) -> None:
+        """A validation score that is not finite, or a validation loss over the training
+        loss's divergence bound, ends the run before it can be saved."""
+        for key, value in scores.items():
+            if isinstance(value, numbers.Real) and not math.isfinite(value):
+                raise self.diverged(f"validation {key} is {value}")
+        if "val_loss" in scores and (excess := self.losses.excess(scores["val_loss"])):
+            raise self.diverged(f"the validation loss {excess}")
 
     def validation_due(self) -> bool:
         """Every valid_every steps; with valid_every 0, at each epoch's end."""
@@ -231,53 +255,68 @@ class Trainer:
         s, w = self.state, self.window
         trained = {"train_loss": w.mean_loss(), "train_acc": w.accuracy()} if w.tokens else {}
         speed = {"tokens_per_s": w.throughput()} if w.tokens else {}  # none since a resume
-        return {"step": s.step, "epoch": s.epoch + 1, **trained, **scores,
+        return {"step": s.step, "epoch": self.epoch_of_last_step(), **trained, **scores,
                 "lr": learning_rate(self.cfg, s), **speed, "elapsed_s": round(s.elapsed_s, 1)}
+
+    def epoch_of_last_step(self) -> int:
+        """The epoch (from 1) of the latest step: once an epoch's last step has rolled the
+        position over to the next epoch's first batch, still the epoch that step ended, so
+        the final row of max_epochs 10 says 10, not 11."""
+        s = self.state
+        return s.epoch if s.batch_in_epoch == 0 and s.epoch > 0 else s.epoch + 1
 
     def validate(self) -> bool:
         """Validate, update the best score and the schedule, log a row, checkpoint (best.pt
         when it improved); True when early stopping says stop."""
         scores = self.scores()
+        self.check_scores(scores)
         improved = self.judge(scores[self.metric])
         plateau_decay(self.cfg, self.state, improved)
         stop = bool(self.cfg.patience) and self.state.bad_validations >= self.cfg.patience
         self.state.stopped_early = stop
         self.last_row = self.row(scores)
-        self.save_last()
-        if improved:
-            self.save_best()
+        with self.signals.saving():  # last.pt and best.pt both, or a second signal waits
+            self.save_last()
+            if improved:
+                self.save_best()
         self.reporter.validation(self.last_row, best=improved)
         self.window = Window()
         return stop
 
     def interrupt(self) -> NoReturn:
-        """Ctrl-C: save where the run stands and stop (resume continues from here)."""
+        """A stop signal: save where the run stands (unless a validation just did) and stop;
+        resume continues from here. A second signal during this save changes nothing."""
         self.tick()
-        self.save_last()
-        raise TrainingInterrupted(f"interrupted at step {self.state.step}; saved "
-                                  f"{self.last_path} (continue with --resume)")
+        if self.saved_step != self.state.step:
+            with self.signals.saving(then_abort=False):
+                self.save_last()
+        signum = self.signals.signum
+        raise TrainingInterrupted(f"stopped by {describe(signum)} at step {self.state.step}; "
+                                  f"saved {self.last_path} (continue with --resume)", signum)
 
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
-        """Train until a limit, early stopping or Ctrl-C; the last step is always validated.
-        `on_step(step)` is called after each step (tests use it to kill a run). A resumed run
-        whose limit is already reached trains, validates and saves nothing."""
+        """Train until a limit, early stopping, divergence or a stop signal (which saves and
+        raises TrainingInterrupted, also when it comes during the final validation); the last
+        step is always validated. `on_step(step)` is called after each step (tests use it to
+        kill a run). A resumed run whose limit is already reached trains, validates and saves
+        nothing."""
         self.model.train()
         self.begin_epoch()
         total = self.planned_steps()
         if (reason := self.limit_reached() or self.roll_over()):
             if self.state.step and self.last_row.get("step") != self.state.step:
-                self.validate()  # stopped (Ctrl-C) after its last step, before validating it
+                self.validate()  # stopped by a signal after its last step, unvalidated
             else:
-                info(f"nothing left to train: the run {reason} at step {self.state.step} "
+                info(f"nothing left to train at step {self.state.step}: {reason} "
                      "(raise that limit to train on)")
             return TrainResult(self.state, self.last_row, reason)
         self.reporter.start(total, self.state.step)
         validated_at = -1
         self.clock.start()
         try:
-            with _StopFlag() as stop_flag:
+            with self.signals:
                 while not (reason := self.roll_over()):
                     started = time.perf_counter()
                     out = self.train_step(self.next_batch())
@@ -293,12 +332,14 @@ class Trainer:
                                       f"{self.cfg.early_stopping_metric} "
                                       f"in {self.cfg.patience} validations")
                             break
-                    if stop_flag.requested:
+                    if self.signals.requested:
                         self.interrupt()
                     if (reason := self.limit_reached()):
                         break
                 if validated_at != self.state.step:
                     self.validate()
+                if self.signals.requested:  # came during that validation: saved, still stop
+                    self.interrupt()
         finally:
             self.reporter.stop()
         return TrainResult(self.state, self.last_row, reason)

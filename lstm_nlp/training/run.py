@@ -53,9 +53,9 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     stopping = spec.metrics[recipe.train.early_stopping_metric]
     result = trainer.fit(model, task, recipe.train, run_dir, reporter, extra, resume, stopping,
                          on_step)
-    reporting.info(f"training stopped: {result.reason or 'done'}; best val "
-                   f"{recipe.train.early_stopping_metric} {result.state.best_score:.4g} "
-                   f"at step {result.state.best_step}")
+    best = reporting.format_metric(stopping[0], result.state.best_score)
+    reporting.info(f"training ended: {result.reason or 'done'}; best val "
+                   f"{recipe.train.early_stopping_metric} {best} at step {result.state.best_step:,}")
 
     model, tok, recipe = checkpoint.load_model(checkpoint.resolve(run_dir))
     try:
@@ -65,7 +65,7 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     except DataError as e:  # no or bad test split: the trained run and its report still stand
         reporting.info(f"no test evaluation: {e}")
         test = None
-    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long)
+    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best)
     return run_dir
 
 
@@ -106,7 +106,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResult,
-                        n_params: int, test: dict | None, unit: str) -> None:
+                        n_params: int, test: dict | None, unit: str, best: str) -> None:
+    """report.json and report.md; `best` is the best validation score as the validation table
+    formats it (accuracy as a percentage: a rounded 1 would hide whether it is 100%)."""
     rows = reporting.read_metrics(run_dir / "metrics.jsonl")
     s = result.state
     test_md = test.pop("markdown") if test else []
@@ -116,14 +118,14 @@ def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResu
                "best_step": s.best_step, "best_" + recipe.train.early_stopping_metric: s.best_score,
                "last_validation": result.last_validation, "test": test}
     reporting.write_json(run_dir / "report.json", summary)
-    tps = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
+    tps = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s") is not None]
     md = [f"# Run report: {recipe.name}\n",
           f"task `{recipe.task}`, {n_params:,} parameters, {s.step:,} steps in "
           f"{s.elapsed_s / 60:.1f} min of training ({result.reason or 'done'}); "
           f"median {sorted(tps)[len(tps) // 2] if tps else 0:,.0f} {unit}/s; "
           f"precision {recipe.train.precision}.\n",
-          f"Best validation {recipe.train.early_stopping_metric}: {s.best_score:.4g} at step "
-          f"{s.best_step} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
+          f"Best validation {recipe.train.early_stopping_metric}: {best} at step "
+          f"{s.best_step:,} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
           f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit), *test_md]
     (run_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
     reporting.info(f"report: {run_dir / 'report.md'}")
