@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lstm_nlp.nn.attention import Attention
+from lstm_nlp.nn.kernels import use_cpu_kernels
 from lstm_nlp.nn.kernels.fused_decoder import input_feeding_recurrence
 from lstm_nlp.nn.kernels.matmul import Linear, linear
 from lstm_nlp.nn.regularization import Dropout
@@ -61,7 +62,8 @@ class AttentionDecoder(nn.Module):
         self.attention = Attention(attention, H, memory_size)
         self.combine = Linear(memory_size + H, H, bias=False)
         self.dropout = Dropout(dropout)
-        self.fused = True  # hand-written backward for the input-feeding loop (fused_decoder.py)
+        # the input-feeding loop with a hand-written backward (fused_decoder.py), on the CPU
+        self.fused = True
 
     def init_state(self, final: tuple[torch.Tensor, torch.Tensor]) -> DecoderState:
         """Every decoder layer starts from the encoder's final top-layer state (B, H)."""
@@ -79,15 +81,16 @@ class AttentionDecoder(nn.Module):
         E = emb.size(-1)
         w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
         w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)                       # (4H, 2H)
-        if self.fused and self.num_layers == 1 and self.attention.kind != "bahdanau":
+        fusable = self.num_layers == 1 and self.attention.kind != "bahdanau"
+        if self.fused and fusable and use_cpu_kernels(emb):
             x_gates = linear(emb.transpose(0, 1), w_emb, self.bias[0])          # (T, B, 4H)
             return input_feeding_recurrence(x_gates, state.h[0], state.c[0], w_rec0, keys, memory,
                                             self.combine.weight, mask,
                                             self.dropout.p if self.training else 0.0)
         x_gates = linear(emb, w_emb, self.bias[0])                              # (B, T, 4H)
-        if torch.is_autocast_enabled("cpu"):  # cast once here, not in every step: autocast
-            low = torch.get_autocast_dtype("cpu")  # only caches casts of leaf parameters
-            w_rec0 = w_rec0.to(low)
+        where = x_gates.device.type
+        if torch.is_autocast_enabled(where):  # cast once here, not in every step: autocast
+            w_rec0 = w_rec0.to(torch.get_autocast_dtype(where))  # caches leaf casts only
         outs = []
         for x_t in x_gates.unbind(1):  # unbind, not x_gates[:, t]: one gradient copy, not T
             state, _ = self._step(x_t, state, w_rec0, keys, memory, mask)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lstm_nlp.nn.kernels import use_cpu_kernels
 from lstm_nlp.nn.regularization import Dropout
 
 MAX_GROUPS = 32  # more distinct lengths in a batch than this: one packed-sequence call instead
@@ -30,9 +31,9 @@ class LSTMEncoder(nn.Module):
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """src (B, S), lengths (B,) -> memory (B, S, H), final (h, c) of the top layer, each (B, H)."""
         emb = self.dropout(self.embed(src))                                     # (B, S, E)
-        lengths = lengths.cpu()
+        lengths = lengths.cpu()  # packing reads them on the CPU, whatever the device
         distinct = lengths.unique()
-        if len(distinct) > MAX_GROUPS:
+        if len(distinct) > MAX_GROUPS or not use_cpu_kernels(emb):  # off the CPU: cuDNN packs
             packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
             out, (h, c) = self.rnn(packed)
             memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
@@ -44,7 +45,8 @@ class LSTMEncoder(nn.Module):
                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """The LSTM over the rows of each length apart: no padding inside a call, so PyTorch takes
         its dense oneDNN LSTM kernel, 1.8x faster forward + backward than its packed-sequence
-        path on Multi30k batches (which have 1-20 distinct source lengths). Same results."""
+        path on Multi30k batches (which have 1-20 distinct source lengths). Same results. On the
+        CPU only: cuDNN takes packed sequences whole."""
         B, S, _ = emb.shape
         outs, hs, cs, rows = [], [], [], []
         for length in distinct:

@@ -7,6 +7,8 @@ Models"), each a no-op in eval mode or with p = 0:
 - weight drop (DropConnect) on the hidden-to-hidden matrix of an `nn.LSTM`, applied to the weight
   before the call, so the fused LSTM kernel still runs;
 - activation regularisation (AR) and temporal activation regularisation (TAR).
+
+Masks come from random bytes on the CPU (`keep_mask`), from torch's own dropout elsewhere.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+
+from lstm_nlp.nn.kernels import use_cpu_kernels
 
 
 def keep_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32
@@ -32,18 +37,26 @@ def keep_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float
     return (random_bytes >= threshold).view(shape).to(dtype) * scale
 
 
+def dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
+    """An inverted-dropout mask of `like`'s type on its device: `keep_mask` on the CPU, torch's
+    bernoulli elsewhere."""
+    if use_cpu_kernels(like):
+        return keep_mask(shape, p, like.dtype)
+    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
+
+
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """x (T, B, H): one mask (1, B, H) for every time step of each sequence."""
     if not training or p == 0.0:
         return x
-    return x * keep_mask((1, x.size(1), x.size(2)), p, x.dtype)
+    return x * dropout_mask((1, x.size(1), x.size(2)), p, x)
 
 
 def embedding_dropout(weight: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Drop whole words: rows of the (V, E) embedding matrix, the same for every occurrence."""
     if not training or p == 0.0:
         return weight
-    return weight * keep_mask((weight.size(0), 1), p, weight.dtype)
+    return weight * dropout_mask((weight.size(0), 1), p, weight)
 
 
 def weight_dropped_lstm(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
@@ -52,8 +65,8 @@ def weight_dropped_lstm(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tenso
     place of the parameter (gradients reach the parameter through the mask)."""
     if not training or p == 0.0:
         return lstm(x, state)
-    dropped = lstm.weight_hh_l0 * keep_mask(tuple(lstm.weight_hh_l0.shape), p,
-                                            lstm.weight_hh_l0.dtype)
+    weight = lstm.weight_hh_l0
+    dropped = weight * dropout_mask(tuple(weight.shape), p, weight)
     return functional_call(lstm, {"weight_hh_l0": dropped}, (x, state))
 
 
@@ -86,15 +99,18 @@ def lstm_layer_sizes(emb_size: int, hidden_size: int, layers: int, tie_weights: 
 
 
 def standard_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout with a fresh mask per element (Zaremba et al. 2014), from the same fast masks."""
+    """Dropout with a fresh mask per element (Zaremba et al. 2014), from the same fast masks on
+    the CPU; torch's fused dropout elsewhere."""
     if not training or p == 0.0:
         return x
+    if not use_cpu_kernels(x):
+        return F.dropout(x, p, training=True)
     return x * keep_mask(tuple(x.shape), p, x.dtype)
 
 
 class Dropout(nn.Dropout):
-    """`nn.Dropout` with masks from `keep_mask` (p rounded to a multiple of 1/256), 5-10x faster
-    on CPU for activation-sized tensors."""
+    """`nn.Dropout` with masks from `keep_mask` on the CPU (p rounded to a multiple of 1/256),
+    5-10x faster there for activation-sized tensors; torch's own dropout elsewhere."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return standard_dropout(x, self.p, self.training)

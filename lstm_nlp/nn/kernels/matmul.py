@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lstm_nlp.nn.kernels import use_cpu_kernels
+
 
 def _probe() -> bool:
     """oneDNN's fp32 linear is usable here and agrees with F.linear on a small case."""
@@ -57,8 +59,8 @@ def _mm_nt(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
 
 def fast(*tensors: torch.Tensor) -> bool:
     """Whether a product of these tensors goes to oneDNN's fp32 kernels."""
-    return ONEDNN and not torch.is_autocast_enabled("cpu") and all(
-        t.dtype == torch.float32 and t.device.type == "cpu" and t.numel() for t in tensors)
+    return ONEDNN and use_cpu_kernels(*tensors) and not torch.is_autocast_enabled("cpu") and \
+        all(t.dtype == torch.float32 and t.numel() for t in tensors)
 
 
 def mm_nt(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:

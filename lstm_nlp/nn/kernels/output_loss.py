@@ -10,7 +10,9 @@ which then just scales them. Same numbers as `F.cross_entropy(linear(h), gold, l
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from lstm_nlp.nn.kernels import use_cpu_kernels
 from lstm_nlp.nn.kernels.matmul import mm, mm_nt
 
 CHUNK = 1024  # rows per chunk: (1024, V) fp32 logits stay a few MB per 1k of vocabulary
@@ -84,6 +86,8 @@ class _FusedOutputLoss(torch.autograd.Function):
 def output_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gold: torch.Tensor,
                 smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
     """h (N, H), weight (V, H), bias (V,), gold (N,) -> (summed loss, number of correct argmaxes)."""
+    if not use_cpu_kernels(h, weight):
+        return _plain_output_loss(h, weight, bias, gold, smoothing)
     if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
         total, correct = _FusedOutputLoss.apply(h, weight, bias, gold, smoothing)
         return total, int(correct)
@@ -95,3 +99,11 @@ def output_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gold:
         loss, n_ok, _, _ = _chunk_loss(logits, gold[start: start + CHUNK], smoothing)
         total, correct = total + loss, correct + int(n_ok)
     return total, correct
+
+
+def _plain_output_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                       gold: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, int]:
+    """Off the CPU: PyTorch's output layer and loss, whole (autocast picks the product's type)."""
+    logits = F.linear(h, weight, bias).float()                                  # (N, V)
+    loss = F.cross_entropy(logits, gold, reduction="sum", label_smoothing=smoothing)
+    return loss, int((logits.argmax(1) == gold).sum())
