@@ -49,10 +49,30 @@ Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE"
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
+    fp16 = "fp16"
 
 
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
-    metavar="fp32|bf16", help="Inference arithmetic \\[the recipe's train.precision].")]
+    metavar="fp32|bf16|fp16", help="Inference arithmetic; fp16 on CUDA only \\[the recipe's train.precision].")]
+
+
+def device_name(value: str | None) -> str | None:
+    """Typer callback: a device's name (auto, cpu, cuda, cuda:N, mps), else a usage error;
+    whether that device is here is asked when the command runs (exit 1 if not)."""
+    from lstm_nlp.config.sections import DEVICE_CHOICES, DEVICE_NAME  # not on the --help path
+
+    if value is not None and not DEVICE_NAME.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a device: use {DEVICE_CHOICES}.")
+    return value
+
+
+DEVICE_METAVAR = "auto|cpu|cuda[:N]|mps"
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    metavar=DEVICE_METAVAR, callback=device_name,
+    help="Where to compute: auto = CUDA, else MPS, else the CPU \\[auto].")]
+TrainDeviceOpt = Annotated[Optional[str], typer.Option(
+    metavar=DEVICE_METAVAR, callback=device_name,
+    help="Where to train (auto = CUDA, else MPS, else the CPU) \\[the recipe's train.device].")]
 
 
 def positive(value: float | None) -> float | None:

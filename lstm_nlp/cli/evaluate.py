@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Models, PrecisionOpt
+from lstm_nlp.cli.app import DeviceOpt, Models, PrecisionOpt
 
 
 def eval_(
@@ -21,6 +21,7 @@ def eval_(
     batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Sentences (translation), parallel streams (language model) or texts (classifier) per batch \\[recipe].")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Report folder \\[the run folder].")] = None,
     precision: PrecisionOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Score a model. Translation: BLEU and chrF (sacrebleu, with signature) and perplexity.
     Language model: perplexity and bits per token of a split, a file, or text on stdin.
@@ -29,4 +30,4 @@ def eval_(
     from lstm_nlp.tasks.evaluate import evaluate
 
     evaluate(EvalRequest(model, split, src, ref, input, sys.stdin, beam, batch_size, out_dir,
-                         precision.value if precision else None))
+                         precision.value if precision else None, device))

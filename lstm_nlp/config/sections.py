@@ -3,9 +3,10 @@ recipe, and the value types that YAML needs beyond pydantic's strict ones."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 def _number(value: Any) -> Any:
@@ -27,6 +28,12 @@ def _text(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+# What a device may be called (train.device, --device); whether it is here is asked when a run
+# or a verb starts (training/devices.py), not when a recipe is read.
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 Number = Annotated[float, BeforeValidator(_number)]
@@ -85,7 +92,8 @@ class TokenizerConfig(Section):
 
 
 class TrainConfig(Section):
-    """What every task's training shares: optimizer, schedule, limits, validation, precision."""
+    """What every task's training shares: optimizer, schedule, limits, validation, precision,
+    device."""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: Number = Field(1e-3, gt=0.0)
     momentum: Number = Field(0.0, ge=0.0)
@@ -111,9 +119,17 @@ class TrainConfig(Section):
     valid_every: int = Field(500, ge=0)
     early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "loss"
     patience: int = Field(0, ge=0)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp16: CUDA only, with a gradient scaler
+    device: str = "auto"  # auto: CUDA, else MPS, else the CPU
     threads: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not DEVICE_NAME.fullmatch(value):
+            raise ValueError(f"train.device: must be one of {DEVICE_CHOICES}; got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _limits(self) -> TrainConfig:

@@ -83,6 +83,7 @@ class EvalRequest:
     batch_size: int | None = None
     out_dir: Path | None = None
     precision: str | None = None
+    device: str | None = None  # a name (auto when None); tasks/evaluate.py resolves it
 
     def single_model(self, task: str) -> Path:
         """The one model of a task without ensembles."""

@@ -34,16 +34,20 @@ class ChainRecipe(Section):
 
 def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: Path,
                 overwrite: bool, resume: bool, on_step: Callable[[int], None] | None,
-                train_stage: Callable[..., Path]) -> Path:
+                train_stage: Callable[..., Path], device: str | None = None) -> Path:
     """Stage i trains in <run>/<its name>/ from stage i-1 (model.init_from). `--set` overrides
-    name their stage: `imdb-lm.train.max_minutes=10`. With --resume, finished stages are kept,
-    an interrupted one continues, the rest start."""
+    name their stage: `imdb-lm.train.max_minutes=10`; `device` (--device) is every stage's
+    train.device. With --resume, finished stages are kept, an interrupted one continues, the
+    rest start."""
     stages = [path.parent / s for s in chain.stages]
     for stage in stages:
         if not stage.is_file():
             raise ConfigError(f"{path}: stage recipe not found: {stage}")
     names = [load_recipe(stage).name for stage in stages]  # the stages' run folder names
     per_stage = _stage_overrides(overrides, names)
+    if device:
+        for name in names:
+            per_stage[name].append(f"train.device={device}")
     recipes = [load_recipe(stage, per_stage[name])  # all checked before any training
                for stage, name in zip(stages, names)]
     for stage, recipe in zip(stages[1:], recipes[1:]):
@@ -55,6 +59,8 @@ def train_chain(path: Path, chain: ChainRecipe, overrides: list[str], run_dir: P
         raise ConfigError(f"--resume: {run_dir} is not a chain run folder")
     from lstm_nlp.training import runtime  # torch: not on the --help path
 
+    for recipe in recipes:  # each stage's device, before the run folder is touched
+        runtime.training_device(recipe.train, device is not None)
     folders = [run_dir / r.name for r in recipes]
     if resume:  # chain.json and every stage still to train: writable before any is rewritten
         for folder in [run_dir] + [f for f in folders if f.is_dir()

@@ -48,4 +48,5 @@ class WeightAverage:
         return self.avg
 
     def load_state_dict(self, avg: dict[str, torch.Tensor]) -> None:
-        self.avg = {k: v.clone() for k, v in avg.items()}
+        """The average from a checkpoint, beside each weight on its device."""
+        self.avg = {k: v.to(self.params[k].device, copy=True) for k, v in avg.items()}

@@ -17,6 +17,7 @@ from lstm_nlp.config import Recipe, recipe_from_dict
 from lstm_nlp.data.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
 from lstm_nlp.errors import CheckpointError, ConfigError, FileSystemError, LstmNlpError
 from lstm_nlp.tasks import registry
+from lstm_nlp.training import devices
 
 FORMAT = "lstm-nlp-checkpoint"
 VERSION = 1
@@ -90,12 +91,13 @@ def _save_refused(path: Path, payload: dict[str, Any], error: OSError) -> FileSy
                            "some space, then continue with --resume")
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path, device: torch.device | None = None) -> dict[str, Any]:
+    """The checkpoint's contents, its tensors on `device` (the CPU when None)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location=device or devices.CPU, weights_only=True)
     except Exception as e:  # truncated zip, pickle error, unsafe global: all "not a checkpoint"
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable lstm-nlp checkpoint "
@@ -165,22 +167,25 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], path: Path, what:
             from None
 
 
-def load_model(model_path: Path):
-    """A run folder (its best checkpoint) or a checkpoint file -> (model in eval mode, tokenizer
-    or tokenizer pair, recipe), whatever the task (its `rebuild` makes the model)."""
+def load_model(model_path: Path, device: torch.device | None = None):
+    """A run folder (its best checkpoint) or a checkpoint file -> (model in eval mode on `device`
+    (the CPU when None), tokenizer or tokenizer pair, recipe), whatever the task (its `rebuild`
+    makes the model). A checkpoint loads on any device, whichever it was saved from."""
+    device = device or devices.CPU
     path = resolve(model_path)
-    ckpt = load(path)
+    ckpt = load(path, device)
     recipe = recipe_of(ckpt, path)
     model, tok = registry.get(recipe.task).api().rebuild(ckpt, recipe, path)
+    model.to(device)
     load_state(model, ckpt["model"], path, "model weights")
     model.eval()
     return model, tok, recipe
 
 
-def load_for(model_path: Path, task: str, verb: str):
+def load_for(model_path: Path, task: str, verb: str, device: torch.device | None = None):
     """`load_model` for a verb that takes models of one task; another task's model is refused
     with the verbs that do take it."""
-    model, tok, recipe = load_model(model_path)
+    model, tok, recipe = load_model(model_path, device)
     if recipe.task != task:
         theirs = registry.get(recipe.task)
         raise ConfigError(f"{model_path} is a {theirs.noun} model; {verb} needs a "

@@ -26,7 +26,7 @@ from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import DivergenceError, LstmNlpError, TrainingInterrupted
 from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
 from lstm_nlp.tasks.base import LossOutput, TrainTask, inference
-from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training import checkpoint, devices, runtime
 from lstm_nlp.training.averaging import WeightAverage
 from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
@@ -46,14 +46,17 @@ class Trainer:
     """One run's training: the model, its task, optimizer, position, weight average, reporter and
     checkpoint paths, with one method per part of a step so that each can be tested alone.
     `extra` (recipe, tokenizer) goes into every checkpoint; `stopping` is (the validation score
-    that picks best.pt, whether higher is better)."""
+    that picks best.pt, whether higher is better). The model is on the run's device already:
+    batches, checkpoints read back and the gradient scaler follow it there."""
 
     def __init__(self, model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
                  reporter: Reporter, extra: dict[str, Any], stopping: tuple[str, bool]):
         self.model, self.task, self.cfg, self.reporter, self.extra = \
             model, task, cfg, reporter, extra
         self.metric, self.higher = stopping
+        self.device = devices.device_of(model)
         self.optimizer = build_optimizer(model, cfg)
+        self.scaler = runtime.grad_scaler(cfg.precision, self.device)  # fp16; else pass-through
         self.state = TrainState()
         self.average = WeightAverage(model, cfg.average_decay) if cfg.average_decay else None
         self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
@@ -69,10 +72,11 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def restore(self) -> None:
-        """Continue from last.pt: weights, average, optimizer, position, RNG and the task's
-        carried state; validations logged after that checkpoint are forgotten (replayed), the
-        last one before it stays the last validation until the next."""
-        ckpt = checkpoint.load(self.last_path)
+        """Continue from last.pt: weights, average, optimizer, gradient scale, position, RNG and
+        the task's carried state, on this run's device (which may differ from the one that
+        saved it); validations logged after that checkpoint are forgotten (replayed), the last
+        one before it stays the last validation until the next."""
+        ckpt = checkpoint.load(self.last_path, self.device)
         checkpoint.load_state(self.model, ckpt["model"], self.last_path, "model weights")
         if self.average is not None:
             if "average" not in ckpt:
@@ -80,19 +84,26 @@ class Trainer:
                                    "trained without train.average_decay")
             self.average.load_state_dict(ckpt["average"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):  # absent: saved without fp16 (or by an older lstm-nlp)
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["train_state"])
-        torch.set_rng_state(ckpt["rng"])
+        torch.set_rng_state(ckpt["rng"].cpu())  # map_location put it on the device
+        devices.set_rng_state(self.device, ckpt)
         self.task.load_state_dict(ckpt.get("task_state", {}))
         self.saved_step = self.state.step
         rows = truncate_metrics(self.metrics_path, self.state.step)
         self.last_row = rows[-1] if rows else {}
 
     def _full_checkpoint(self) -> dict[str, Any]:
-        """All that resume needs: the raw weights, and beside them the average."""
+        """All that resume needs: the raw weights, and beside them the average; the gradient
+        scaler's state when it scales (fp16); the device's own RNG besides the CPU's."""
         extras = {"average": self.average.state_dict()} if self.average is not None else {}
+        if self.scaler.is_enabled():
+            extras["scaler"] = self.scaler.state_dict()
         return {**self.extra, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "train_state": asdict(self.state),
-                "rng": torch.get_rng_state(), "task_state": self.task.state_dict(), **extras}
+                "rng": torch.get_rng_state(), **devices.rng_state(self.device),
+                "task_state": self.task.state_dict(), **extras}
 
     def save_last(self) -> None:
         checkpoint.save(self.last_path, self._full_checkpoint())
@@ -129,7 +140,9 @@ class Trainer:
         return ""
 
     def next_batch(self) -> Any:
-        return self.task.collate(self.batches[self.state.batch_in_epoch])
+        """The next batch, collated on the CPU and moved to the model's device."""
+        batch = self.task.collate(self.batches[self.state.batch_in_epoch])
+        return devices.to_device(batch, self.device)
 
     def planned_steps(self) -> int | None:
         """The progress bar's first total; steps re-estimate it from the nearest limit."""
@@ -166,15 +179,19 @@ class Trainer:
 
     def train_step(self, batch: Any) -> LossOutput:
         """One optimizer step on `batch`, counted in the position: forward, backward, clip,
-        the schedule's lr, step, then the weight average follows."""
+        the schedule's lr, step, then the weight average follows. The scaler multiplies the
+        loss and divides the gradients back before clipping, for fp16; for bf16 and fp32 it
+        passes everything through (the same calls on every device)."""
         self.optimizer.zero_grad(set_to_none=True)
-        with runtime.autocast(self.cfg.precision):
+        with runtime.autocast(self.cfg.precision, self.device):
             out = self.task.loss(self.model, batch)
-        out.objective().backward()
+        self.scaler.scale(out.objective()).backward()
         if self.cfg.clip_norm > 0:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
         set_lr(self.optimizer, learning_rate(self.cfg, self.state))
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped when fp16 gradients overflowed
+        self.scaler.update()
         if self.average is not None:
             self.average.update(self.state.step)
         self.state.step += 1
@@ -233,7 +250,7 @@ class Trainer:
     def scores(self) -> dict[str, float]:
         """The task's validation scores, of the averaged weights when averaging."""
         averaged = self.average.applied() if self.average is not None else contextlib.nullcontext()
-        with averaged, inference(self.model), runtime.autocast(self.cfg.precision):
+        with averaged, inference(self.model), runtime.autocast(self.cfg.precision, self.device):
             return self.task.validate(self.model)
 
     def judge(self, score: float) -> bool:

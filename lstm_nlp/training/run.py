@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from lstm_nlp.config import Recipe, load_recipe, save_recipe
 from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
 from lstm_nlp.reporting import console as reporting
@@ -16,19 +18,24 @@ from lstm_nlp.training import checkpoint
 from lstm_nlp.training import loop as trainer
 from lstm_nlp.training import runtime
 
-# Recipe keys that may change when a run is resumed (limits and logging, not the experiment).
+# Recipe keys that may change when a run is resumed (limits, logging and the machine, not the
+# experiment: a run started on the CPU may go on on a GPU).
 RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_minutes",
-                     "train.valid_every", "train.log_every", "train.threads", "train.patience"}
+                     "train.valid_every", "train.log_every", "train.threads", "train.patience",
+                     "train.device"}
 
 
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
           overwrite: bool = False, resume: bool = False,
-          on_step: Callable[[int], None] | None = None) -> Path:
-    recipe = load_recipe(recipe_path, overrides)
+          on_step: Callable[[int], None] | None = None, device: str | None = None) -> Path:
+    """`device` (--device) stands for `--set train.device=...`; for a chain, in every stage."""
+    given = [f"train.device={device}"] if device else []
+    recipe = load_recipe(recipe_path, [*overrides, *given])
     run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
     if isinstance(recipe, chain.ChainRecipe):  # its overrides go to the stages: STAGE.KEY=VALUE
         return chain.train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite,
-                                 resume, on_step, train_stage=train)
+                                 resume, on_step, train_stage=train, device=device)
+    where = runtime.training_device(recipe.train, device is not None)  # before anything is built
     if resume:
         _check_resumable(run_dir, recipe)
         if not _has_checkpoint(run_dir):  # killed before its first checkpoint
@@ -49,6 +56,9 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     n_params = sum(p.numel() for p in model.parameters())
+    model.to(where)
+    reporting.info(f"device: {where} (train.device {recipe.train.device}), precision "
+                   f"{recipe.train.precision}")
     reporter = reporting.Reporter(run_dir / "metrics.jsonl", spec.unit)
     stopping = spec.metrics[recipe.train.early_stopping_metric]
     result = trainer.fit(model, task, recipe.train, run_dir, reporter, extra, resume, stopping,
@@ -57,7 +67,7 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     reporting.info(f"training ended: {result.reason or 'done'}; best val "
                    f"{recipe.train.early_stopping_metric} {best} at step {result.state.best_step:,}")
 
-    model, tok, recipe = checkpoint.load_model(checkpoint.resolve(run_dir))
+    model, tok, recipe = checkpoint.load_model(checkpoint.resolve(run_dir), where)
     try:
         if not recipe.data.test:
             raise DataError("the recipe has no test split (data.test is empty)")
@@ -65,7 +75,7 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     except DataError as e:  # no or bad test split: the trained run and its report still stand
         reporting.info(f"no test evaluation: {e}")
         test = None
-    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best)
+    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best, where)
     return run_dir
 
 
@@ -106,7 +116,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResult,
-                        n_params: int, test: dict | None, unit: str, best: str) -> None:
+                        n_params: int, test: dict | None, unit: str, best: str,
+                        device: torch.device) -> None:
     """report.json and report.md; `best` is the best validation score as the validation table
     formats it (accuracy as a percentage: a rounded 1 would hide whether it is 100%)."""
     rows = reporting.read_metrics(run_dir / "metrics.jsonl")
@@ -115,6 +126,7 @@ def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResu
     summary = {"recipe": recipe.name, "task": recipe.task, "parameters": n_params,
                "steps": s.step, "epochs": s.epoch,
                "train_seconds": round(s.elapsed_s, 1), "stop_reason": result.reason,
+               "device": str(device),
                "best_step": s.best_step, "best_" + recipe.train.early_stopping_metric: s.best_score,
                "last_validation": result.last_validation, "test": test}
     reporting.write_json(run_dir / "report.json", summary)
@@ -123,7 +135,7 @@ def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResu
           f"task `{recipe.task}`, {n_params:,} parameters, {s.step:,} steps in "
           f"{s.elapsed_s / 60:.1f} min of training ({result.reason or 'done'}); "
           f"median {sorted(tps)[len(tps) // 2] if tps else 0:,.0f} {unit}/s; "
-          f"precision {recipe.train.precision}.\n",
+          f"precision {recipe.train.precision} on {device}.\n",
           f"Best validation {recipe.train.early_stopping_metric}: {best} at step "
           f"{s.best_step:,} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
           f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit), *test_md]

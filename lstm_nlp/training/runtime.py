@@ -1,4 +1,5 @@
-"""Process-level set-up: seeds, threads, the CPU allocator, run folders."""
+"""Process-level set-up: seeds, threads, the CPU allocator, run folders; the arithmetic of a run
+or a verb on its device (autocast, the fp16 gradient scaler)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import torch
 
 from lstm_nlp import filesystem
+from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import ConfigError
+from lstm_nlp.training import devices
 
 
 def set_seed(seed: int) -> None:
@@ -18,9 +21,55 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU for precision 'bf16'; a no-op context for 'fp32'."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device, source: str) -> None:
+    """fp16 only on CUDA: PyTorch's fp16 autocast and gradient scaler are for GPUs."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"{source}: fp16 needs a CUDA device (this runs on {device}); use "
+                          "bf16 or fp32")
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast on `device` to bf16 or fp16 for those precisions; a no-op context for 'fp32'."""
+    check_precision(precision, device, "precision")
+    return torch.autocast(device.type, dtype=LOW_PRECISION.get(precision, torch.bfloat16),
+                          enabled=precision in LOW_PRECISION)
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """fp16 training scales the loss so that small gradients survive in fp16 (and skips a step
+    whose gradients overflowed); for bf16 and fp32 a disabled scaler, which passes the loss, the
+    gradients and the optimizer step through unchanged."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def training_device(cfg: TrainConfig, from_option: bool = False) -> torch.device:
+    """The device a recipe trains on (its train.device, set by --device when `from_option`), with
+    the recipe's precision checked there: asked before the run folder, tokenizer or model."""
+    device = devices.resolve_device(cfg.device, "--device" if from_option else "train.device")
+    check_precision(cfg.precision, device, "train.precision")
+    return device
+
+
+def prepare_inference(device: str | None, precision: str | None) -> torch.device:
+    """What an inference verb does first, before it loads a model: its device (--device, auto
+    when not given), an explicitly asked precision checked against it, the allocator tuned."""
+    where = devices.resolve_device(device or "auto", "--device")
+    if precision is not None:
+        check_precision(precision, where, "--precision")
+    tune_allocator()
+    return where
+
+
+def inference_precision(given: str | None, trained: str, device: torch.device) -> str:
+    """--precision when given, else the model's training precision; a model trained in fp16 (on
+    a GPU) runs in fp32 elsewhere."""
+    if given is not None:
+        check_precision(given, device, "--precision")
+        return given
+    return "fp32" if trained == "fp16" and device.type != "cuda" else trained
 
 
 def set_threads(threads: int) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Models, Output, PrecisionOpt, output_stream
+from lstm_nlp.cli.app import DeviceOpt, Models, Output, PrecisionOpt, output_stream
 
 
 class Format(str, Enum):
@@ -24,13 +24,14 @@ def classify(
     format: Annotated[Format, typer.Option("--format", "-f", metavar="tsv|jsonl", help="tsv: label, tab, probability; jsonl: every class's probability.")] = Format.tsv,
     batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Texts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Classify each line of stdin (or --input): one output line per input line, in order."""
     from lstm_nlp.tasks.classify import verbs
 
     with output_stream(output) as out:
         verbs.classify(model, input, out, sys.stdin, format.value, batch_size,
-                                   precision.value if precision else None)
+                       precision.value if precision else None, device)
 
 
 COMMANDS = [classify]

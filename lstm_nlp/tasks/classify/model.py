@@ -89,7 +89,7 @@ class Classifier(nn.Module):
             out, _ = self.encode(ids, lengths)
             start = 0
         T = out.size(0)
-        pos = torch.arange(start, start + T).unsqueeze(1)                          # (T, 1)
+        pos = torch.arange(start, start + T, device=ids.device).unsqueeze(1)       # (T, 1)
         first = (lengths - self.max_tokens).clamp(min=0).unsqueeze(0)             # (1, B)
         mask = (pos < lengths.unsqueeze(0)) & (pos >= first)                       # (T, B)
         return self.head(self._pool(out, mask, lengths - 1 - start))
@@ -115,12 +115,13 @@ class Classifier(nn.Module):
     def _pool(self, out: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """out (T, B, F), mask (T, B) of the positions to pool, last (B,) index of each text's
         last token in `out` -> (B, F) or (B, 3F) for concat."""
+        rows = torch.arange(out.size(1), device=out.device)                        # (B,)
+
         def final() -> torch.Tensor:                                               # (B, F)
             if self.bidirectional:  # the forward direction's end, the backward one's start
                 half = out.size(2) // 2
-                return torch.cat([out[last, torch.arange(out.size(1)), :half],
-                                  out[0, :, half:]], 1)
-            return out[last, torch.arange(out.size(1))]
+                return torch.cat([out[last, rows, :half], out[0, :, half:]], 1)
+            return out[last, rows]
 
         def maxed() -> torch.Tensor:                                               # (B, F)
             return out.masked_fill(~mask.unsqueeze(2), float("-inf")).max(0).values

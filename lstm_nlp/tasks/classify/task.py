@@ -16,6 +16,7 @@ from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.tasks.classify.config import ClassifyRecipe
 from lstm_nlp.tasks.classify.model import Classifier
+from lstm_nlp.training.devices import device_of, to_device
 
 
 def class_names(labels: list[str]) -> list[str]:
@@ -125,14 +126,16 @@ class ClassificationTask:
 
 def predict(model: Classifier, seqs: list[list[int]], batch_size: int, pad_id: int
             ) -> torch.Tensor:
-    """Class probabilities (N, C) in input order; texts of similar length are batched."""
+    """Class probabilities (N, C) in input order, on the CPU; texts of similar length are
+    batched."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out: list[torch.Tensor | None] = [None] * len(seqs)
+    device = device_of(model)
     with inference(model):
         for start in range(0, len(order), batch_size):
             rows = order[start: start + batch_size]
-            batch = collate([seqs[i] for i in rows], [0] * len(rows), pad_id)
+            batch = to_device(collate([seqs[i] for i in rows], [0] * len(rows), pad_id), device)
             probs = model(batch.ids, batch.lengths).float().softmax(1)
             for i, p in zip(rows, probs):
                 out[i] = p
-    return torch.stack(out) if out else torch.zeros(0, 0)
+    return torch.stack(out).cpu() if out else torch.zeros(0, 0)

@@ -29,6 +29,7 @@ from lstm_nlp.tasks.classify.task import (ClassificationTask, class_names, encod
                                           predict)
 from lstm_nlp.tasks.lm.transfer import ENCODER, load_weights, tokenizer_for_run
 from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training.devices import device_of
 
 
 def _splits(recipe: ClassifyRecipe) -> tuple[LabeledText, LabeledText]:
@@ -76,11 +77,13 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
 Member = tuple[Classifier, Tokenizer, ClassifyRecipe]  # one model of an ensemble
 
 
-def load_members(paths: list[Path], first: Member | None = None) -> list[Member]:
-    """Classifiers to average (an ensemble; `first`: paths[0], loaded already); they must share
-    their classes, in order."""
+def load_members(paths: list[Path], device: torch.device, first: Member | None = None
+                 ) -> list[Member]:
+    """Classifiers to average (an ensemble; `first`: paths[0], loaded already), on `device`;
+    they must share their classes, in order."""
     members = [first] if first else []
-    members += [checkpoint.load_for(p, "classify", "classify") for p in paths[len(members):]]
+    members += [checkpoint.load_for(p, "classify", "classify", device)
+                for p in paths[len(members):]]
     classes = members[0][0].classes
     for path, (model, _, _) in zip(paths[1:], members[1:]):
         if model.classes != classes:
@@ -97,7 +100,7 @@ def ensemble_probs(members: list[Member], texts: list[str], batch_size: int, pre
     total = None
     for model, tok, recipe in members:
         m = recipe.model
-        with runtime.autocast(precision):
+        with runtime.autocast(precision, device_of(model)):
             probs = predict(model, encode_texts(tok, texts, m.max_tokens, m.long_text),
                             batch_size, tok.pad_id)
         total = probs if total is None else total + probs
@@ -178,7 +181,7 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
     recipe)."""
     request.refuse(("src", "ref", "beam"), "are for translation models")
     model_paths = request.models
-    members = load_members(model_paths, first=loaded)
+    members = load_members(model_paths, device_of(loaded[0]), first=loaded)
     split, input_path, batch_size = request.split, request.input, request.batch_size
     precision, out_dir = request.precision, request.out_dir
     if split is not None and input_path is not None:
@@ -191,8 +194,9 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
     else:
         name = split_name(recipe, split or "test")
         data = _splits(recipe)[1] if name == HELD_OUT else load_labeled_split(recipe.data, name)
-    result, probs = _score(members, data, batch_size or recipe.eval.batch_size,
-                           precision or recipe.train.precision)
+    precision = runtime.inference_precision(precision, recipe.train.precision,
+                                            device_of(members[0][0]))
+    result, probs = _score(members, data, batch_size or recipe.eval.batch_size, precision)
     result["checkpoint"] = str(checkpoint.resolve(model_paths[0]))
     stem = f"eval-{name}"
     shown = f"checkpoint `{result['checkpoint']}`"
@@ -239,16 +243,16 @@ def _labeled_line(classes: list[str], probs: list[float] | None, fmt: str) -> st
 
 
 def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, stdin: TextIO,
-             fmt: str = "tsv", batch_size: int | None = None, precision: str | None = None
-             ) -> None:
+             fmt: str = "tsv", batch_size: int | None = None, precision: str | None = None,
+             device: str | None = None) -> None:
     """One line out per line in: `label<TAB>probability` or JSON with every class's
     probability; several models are averaged (an ensemble)."""
-    check_input(input_path)  # refused before the model loads
-    runtime.tune_allocator()
-    members = load_members(model_paths)
+    check_input(input_path)  # refused before the model loads, as is a device not here
+    where = runtime.prepare_inference(device, precision)
+    members = load_members(model_paths, where)
     classes, recipe = members[0][0].classes, members[0][2]
     batch_size = batch_size or recipe.eval.batch_size
-    precision = precision or recipe.train.precision
+    precision = runtime.inference_precision(precision, recipe.train.precision, where)
     n, empty, start = 0, 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(batch_size * 16, 1024)):
         texts = [line for line in lines if line.strip()]  # an empty line has nothing to classify
@@ -262,4 +266,4 @@ def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, s
     models = f", {len(members)} models" if len(members) > 1 else ""
     empties = f" ({reporting.counted(empty, 'empty line')} left empty)" if empty else ""
     reporting.info(f"classified {reporting.counted(n, 'text')}{empties} in {dt:.1f}s "
-                   f"({n / max(dt, 1e-9):,.1f} texts/s, {precision}{models})")
+                   f"({n / max(dt, 1e-9):,.1f} texts/s, {precision} on {where}{models})")

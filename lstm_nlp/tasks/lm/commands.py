@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Model, Output, PrecisionOpt, output_stream, positive
+from lstm_nlp.cli.app import DeviceOpt, Model, Output, PrecisionOpt, output_stream, positive
 
 
 def generate(
@@ -22,6 +22,7 @@ def generate(
     seed: Annotated[int, typer.Option(metavar="N", help="Sampling seed: same seed and input, same text.")] = 1,
     batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Prompts per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Continue each prompt line from stdin (or --input) with a language model: one line out per
     line in; an empty line starts from the start of a text."""
@@ -29,7 +30,7 @@ def generate(
 
     options = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                    seed=seed, batch_size=batch_size,
-                   precision=precision.value if precision else None)
+                   precision=precision.value if precision else None, device=device)
     with output_stream(output) as out:
         verbs.generate(model, input, out, sys.stdin, **options)
 

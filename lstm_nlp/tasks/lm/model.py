@@ -40,8 +40,11 @@ class LanguageModel(nn.Module):
         self.p_embedding, self.p_weight = dropout_embedding, weight_drop
 
     def init_state(self, batch_size: int) -> State:
-        return [(torch.zeros(1, batch_size, lstm.hidden_size),
-                 torch.zeros(1, batch_size, lstm.hidden_size)) for lstm in self.lstms]
+        """Zeros on the model's device: the state at the start of a text."""
+        device = self.embedding.weight.device
+        return [(torch.zeros(1, batch_size, lstm.hidden_size, device=device),
+                 torch.zeros(1, batch_size, lstm.hidden_size, device=device))
+                for lstm in self.lstms]
 
     def _drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
         return sequence_dropout(x, p, self.training, self.locked)
@@ -78,6 +81,7 @@ class LanguageModel(nn.Module):
         """Run prompts of different lengths (each non-empty) in one packed batch (eval mode):
         -> logits (B, V) for the token after each prompt, and the state after it."""
         ids, lengths = pad(seqs, PAD_ID)                                         # (B, T)
+        ids = ids.to(self.embedding.weight.device)  # lengths stay on the CPU, where packing reads
         x = pack_padded_sequence(self.embedding(ids.t()), lengths, enforce_sorted=False)
         state = []
         for lstm in self.lstms:

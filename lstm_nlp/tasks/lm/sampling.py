@@ -11,6 +11,7 @@ from lstm_nlp.data.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from lstm_nlp.tasks.base import inference
 from lstm_nlp.tasks.lm.model import LanguageModel
 from lstm_nlp.training import runtime
+from lstm_nlp.training.devices import device_of
 
 
 @dataclass
@@ -48,20 +49,23 @@ def next_token(logits: torch.Tensor, opts: SampleOptions, generator: torch.Gener
 def generate(model: LanguageModel, tok: Tokenizer, prompts: list[str], opts: SampleOptions,
              generator: torch.Generator) -> list[str]:
     """One continuation per prompt (prompt text not repeated), stopping at <eos> or max_tokens.
-    An empty prompt starts from the start-of-text state (after <eos>)."""
+    An empty prompt starts from the start-of-text state (after <eos>). `generator` is on the
+    model's device."""
     out = []
-    with inference(model), runtime.autocast(opts.precision):
+    device = device_of(model)
+    with inference(model), runtime.autocast(opts.precision, device):
         for i in range(0, len(prompts), opts.batch_size):
             chunk = prompts[i: i + opts.batch_size]
             seqs = [[tok.eos_id] + ids for ids in tok.encode(chunk)]
             logits, state = model.prime(seqs)
-            done = torch.zeros(len(seqs), dtype=torch.bool)
+            done = torch.zeros(len(seqs), dtype=torch.bool, device=device)
             rows: list[list[int]] = [[] for _ in seqs]
             for _ in range(opts.max_tokens):
                 ids = next_token(logits, opts, generator)
                 done |= ids == tok.eos_id
+                picked = ids.tolist()
                 for j in (~done).nonzero().flatten().tolist():
-                    rows[j].append(int(ids[j]))
+                    rows[j].append(picked[j])
                 if bool(done.all()):
                     break
                 logits, state = model.step(ids, state)

@@ -15,6 +15,7 @@ from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.tasks.lm.config import LMRecipe
 from lstm_nlp.tasks.lm.model import LanguageModel, State, detach
+from lstm_nlp.training.devices import device_of
 
 
 def token_stream(tok: Tokenizer, lines: list[str]) -> torch.Tensor:
@@ -125,7 +126,7 @@ def stream_nll(model: LanguageModel, stream: torch.Tensor, batch_size: int, bptt
     """Mean NLL per predicted token of a stream, perplexity, bits per token, next-token accuracy.
     Batch size 1 scores every token with its full left context (the published setting)."""
     batch_size = max(1, min(batch_size, (stream.numel() - 1)))
-    data = batchify(stream, batch_size)
+    data = batchify(stream, batch_size).to(device_of(model))                    # (T, B)
     nll, n, correct = 0.0, 0, 0
     with inference(model):
         state = model.init_state(batch_size)

@@ -24,6 +24,7 @@ from lstm_nlp.tasks.lm.model import LanguageModel, build_lm
 from lstm_nlp.tasks.lm.task import LanguageModelTask, stream_nll, token_stream
 from lstm_nlp.tasks.lm.transfer import load_weights, tokenizer_for_run
 from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training.devices import device_of
 
 
 def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
@@ -78,7 +79,8 @@ def test_report(model: LanguageModel, tok: Tokenizer, recipe: LMRecipe) -> dict 
     test = _perplexity(model, tok, text, recipe.eval.batch_size, recipe)
     prompts = list(recipe.eval.prompts) or [""] * recipe.eval.samples
     opts = _sampling(recipe, recipe.seed)
-    texts = sampling.generate(model, tok, prompts, opts, torch.Generator().manual_seed(recipe.seed))
+    generator = torch.Generator(device=device_of(model)).manual_seed(recipe.seed)
+    texts = sampling.generate(model, tok, prompts, opts, generator)
     test["samples"] = [{"prompt": p, "text": t} for p, t in zip(prompts, texts)]
     test["markdown"] = [_perplexity_md(test), "## Samples\n",
                         "".join(f"- *{s['prompt'] or '(start of text)'}* {s['text']}\n"
@@ -96,17 +98,17 @@ def _sampling(recipe: LMRecipe, seed: int) -> sampling.SampleOptions:
 
 def _perplexity(model: LanguageModel, tok: Tokenizer, text: TextLines, batch_size: int,
                 recipe: LMRecipe, precision: str | None = None) -> dict:
+    precision = precision or recipe.train.precision
     stream = token_stream(tok, text.lines)
     start = time.perf_counter()
-    with runtime.autocast(precision or recipe.train.precision):
+    with runtime.autocast(precision, device_of(model)):
         stats = stream_nll(model, stream, batch_size, recipe.eval.bptt)
     seconds = time.perf_counter() - start
     result = {"data": text.origin, "lines": len(text), "tokens": stats["tokens"],
               "ppl": round(stats["ppl"], 3), "nll": round(stats["nll"], 4),
               "bits_per_token": round(stats["bits_per_token"], 4),
               "accuracy": round(stats["acc"], 4), "unk_rate": round(_unk_rate(tok, stream), 4),
-              "batch_size": batch_size, "bptt": recipe.eval.bptt,
-              "precision": precision or recipe.train.precision,
+              "batch_size": batch_size, "bptt": recipe.eval.bptt, "precision": precision,
               "tokens_per_s": round(stats["tokens"] / max(seconds, 1e-9), 1)}
     reporting.info(f"perplexity of {text.origin}: {reporting.counted(len(text), 'line')}, "
                    f"batch size {batch_size}")
@@ -143,6 +145,7 @@ def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRec
     else:
         name = split_name(recipe, split or "test")
         text = _splits(recipe)[1] if name == HELD_OUT else load_text_split(recipe.data, name)
+    precision = runtime.inference_precision(precision, recipe.train.precision, device_of(model))
     result = _perplexity(model, tok, text, batch_size or recipe.eval.batch_size, recipe,
                          precision)
     result["checkpoint"] = str(checkpoint.resolve(model_path))
@@ -157,14 +160,18 @@ def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRec
 def generate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
              max_tokens: int | None = None, temperature: float | None = None,
              top_k: int | None = None, top_p: float | None = None, seed: int = 1,
-             batch_size: int | None = None, precision: str | None = None) -> None:
-    """One sampled continuation per input line (prompt), in order; same seed, same text."""
-    check_input(input_path)  # refused before the model loads
-    runtime.tune_allocator()
-    model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate")
+             batch_size: int | None = None, precision: str | None = None,
+             device: str | None = None) -> None:
+    """One sampled continuation per input line (prompt), in order; same seed, same text (on a
+    device of the same kind)."""
+    check_input(input_path)  # refused before the model loads, as is a device not here
+    where = runtime.prepare_inference(device, precision)
+    model, tok, recipe = checkpoint.load_for(model_path, "lm", "generate", where)
     opts = overridden(_sampling(recipe, seed), max_tokens=max_tokens, temperature=temperature,
-                      top_k=top_k, top_p=top_p, batch_size=batch_size, precision=precision)
-    generator = torch.Generator().manual_seed(seed)
+                      top_k=top_k, top_p=top_p, batch_size=batch_size,
+                      precision=runtime.inference_precision(precision, recipe.train.precision,
+                                                            where))
+    generator = torch.Generator(device=where).manual_seed(seed)
     n, start = 0, time.perf_counter()
     for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 512)):
         for text in sampling.generate(model, tok, lines, opts, generator):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import Model, Output, PrecisionOpt, output_stream, positive
+from lstm_nlp.cli.app import DeviceOpt, Model, Output, PrecisionOpt, output_stream, positive
 
 
 def translate(
@@ -20,12 +20,14 @@ def translate(
     max_len_ratio: Annotated[Optional[float], typer.Option(metavar="X", callback=positive, help="Max output/input length \\[recipe].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Sentences per batch \\[recipe].")] = None,
     precision: PrecisionOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line."""
     from lstm_nlp.tasks.translate import verbs
 
     options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
-                   batch_size=batch_size, precision=precision.value if precision else None)
+                   batch_size=batch_size, precision=precision.value if precision else None,
+                   device=device)
     with output_stream(output) as out:
         verbs.translate(model, input, out, sys.stdin, **options)
 

@@ -55,8 +55,9 @@ class Seq2SeqModel(nn.Module):
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> Encoded:
         memory, final = self.encoder(src, lengths)
         keys = self.decoder.attention.project_keys(memory)
-        if torch.is_autocast_enabled("cpu"):  # cast once, not at every decoder step
-            low = torch.get_autocast_dtype("cpu")
+        where = memory.device.type
+        if torch.is_autocast_enabled(where):  # cast once, not at every decoder step
+            low = torch.get_autocast_dtype(where)
             memory, keys = memory.to(low), keys.to(low)
         return Encoded(memory, keys, src != self.pad_id, self.decoder.init_state(final))
 
@@ -92,7 +93,7 @@ class Seq2SeqModel(nn.Module):
         states = self.forward_states(batch.src, batch.src_lengths, batch.tgt_in)
         pred = self.output(states).argmax(-1)                                   # (B, T)
         tgt_in = batch.tgt_in.clone()
-        swap = torch.rand(tgt_in[:, 1:].shape) < ratio
+        swap = torch.rand(tgt_in[:, 1:].shape, device=tgt_in.device) < ratio
         swap &= batch.tgt_in[:, 1:] != self.pad_id
         tgt_in[:, 1:][swap] = pred[:, :-1][swap]
         return tgt_in

@@ -15,6 +15,7 @@ from lstm_nlp.tasks.translate.config import TranslateRecipe as Recipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
 from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
 from lstm_nlp.training import runtime
+from lstm_nlp.training.devices import device_of, to_device
 
 
 @dataclass
@@ -23,7 +24,7 @@ class DecodeOptions:
     length_penalty: float = 1.0
     max_len_ratio: float = 2.0
     batch_size: int = 128
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
 
 
 class TranslationTask:
@@ -90,12 +91,13 @@ def teacher_forced(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]]
     """Loss (mean NLL per target token, EOS included), perplexity and token accuracy."""
     nll, n, correct = 0.0, 0, 0
     lens = [len(t) for t in tgt]
+    device = device_of(model)
     with inference(model):
         for idx in token_batches([max(len(s), 1) for s in src], lens, batch_tokens, 0, 0):
             batch = seq2seq_batch([src[i] or [tok.src.unk_id] for i in idx],
                                   [tgt[i] for i in idx], tok.tgt.pad_id, tok.tgt.bos_id,
                                   tok.tgt.eos_id)
-            out = model.loss(batch)
+            out = model.loss(to_device(batch, device))
             nll, n, correct = nll + float(out.loss), n + out.n_tokens, correct + out.n_correct
     return {"loss": nll / max(n, 1), "ppl": metrics.perplexity(nll, n),
             "acc": metrics.accuracy(correct, n), "tokens": n}
@@ -106,11 +108,11 @@ def translate_ids(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
     """Source ids -> detokenized target strings, in input order; empty sources give ''."""
     out = [""] * len(src)
     todo = [i for i, s in enumerate(src) if s]
-    t = tok.tgt
-    with inference(model), runtime.autocast(opts.precision):
+    t, device = tok.tgt, device_of(model)
+    with inference(model), runtime.autocast(opts.precision, device):
         for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
             rows = [todo[j] for j in chunk]
-            src_t, lengths = pad([src[i] for i in rows], t.pad_id)
+            src_t, lengths = to_device(pad([src[i] for i in rows], t.pad_id), device)
             if opts.beam_size == 1:
                 ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id,
                                     opts.max_len_ratio)

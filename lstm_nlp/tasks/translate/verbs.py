@@ -21,6 +21,7 @@ from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
 from lstm_nlp.training import checkpoint, runtime
+from lstm_nlp.training.devices import device_of
 
 
 def setup(recipe: TranslateRecipe, run_dir: Path, resume: bool):
@@ -52,7 +53,7 @@ def rebuild(ckpt: dict, recipe: TranslateRecipe, path: Path
 def test_report(model: Seq2SeqModel, tok: TokenizerPair, recipe: TranslateRecipe
                 ) -> dict | None:
     test_split = load_split(recipe.data, recipe.data.test)
-    test, hyps = _score(model, tok, test_split, decode_options(recipe), recipe)
+    test, hyps = _score(model, tok, test_split, decode_options(recipe, device_of(model)), recipe)
     reporting.print_scores(f"test ({recipe.data.test}, beam {recipe.decode.beam_size})", {
         k: test[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})
     test["samples"] = _samples(test_split, hyps, recipe.eval.samples)
@@ -65,26 +66,30 @@ def test_report(model: Seq2SeqModel, tok: TokenizerPair, recipe: TranslateRecipe
     return test
 
 
-def decode_options(recipe: TranslateRecipe, beam: int | None = None,
+def decode_options(recipe: TranslateRecipe, device: torch.device, beam: int | None = None,
                    length_penalty: float | None = None, max_len_ratio: float | None = None,
                    batch_size: int | None = None, precision: str | None = None
                    ) -> DecodeOptions:
-    """Command-line values where given, else the recipe's (precision: the training precision)."""
+    """Command-line values where given, else the recipe's (precision: the training precision,
+    as far as `device` has it)."""
     d = recipe.decode
     return overridden(DecodeOptions(d.beam_size, d.length_penalty, d.max_len_ratio,
                                     d.batch_size, recipe.train.precision),
                       beam_size=beam, length_penalty=length_penalty,
-                      max_len_ratio=max_len_ratio, batch_size=batch_size, precision=precision)
+                      max_len_ratio=max_len_ratio, batch_size=batch_size,
+                      precision=runtime.inference_precision(precision, recipe.train.precision,
+                                                            device))
 
 
 def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
               beam: int | None = None, length_penalty: float | None = None,
               max_len_ratio: float | None = None, batch_size: int | None = None,
-              precision: str | None = None) -> None:
-    check_input(input_path)  # refused before the model loads
-    runtime.tune_allocator()
-    model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate")
-    opts = decode_options(recipe, beam, length_penalty, max_len_ratio, batch_size, precision)
+              precision: str | None = None, device: str | None = None) -> None:
+    check_input(input_path)  # refused before the model loads, as is a device not here
+    where = runtime.prepare_inference(device, precision)
+    model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate", where)
+    opts = decode_options(recipe, where, beam, length_penalty, max_len_ratio, batch_size,
+                          precision)
     n, start, unknown = 0, time.perf_counter(), UnknownText(tok.src)
     with torch.inference_mode():
         for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 1024)):
@@ -96,7 +101,7 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
     dt = time.perf_counter() - start
     reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s "
                    f"({n / max(dt, 1e-9):,.1f} sentences/s, beam {opts.beam_size}, "
-                   f"{opts.precision})")
+                   f"{opts.precision} on {where})")
     if unknown.lines:
         reporting.warning(unknown.summary(n))
 
@@ -117,7 +122,7 @@ def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, Tr
         load_split(recipe.data, split_name(recipe, split or "test"))
     if len(pairs) == 0:
         raise DataError(f"{pairs.origin}: no sentences to evaluate")
-    opts = decode_options(recipe, request.beam, batch_size=request.batch_size,
+    opts = decode_options(recipe, device_of(model), request.beam, batch_size=request.batch_size,
                           precision=request.precision)
     result, hyps = _score(model, tok, pairs, opts, recipe)
     result["checkpoint"] = str(checkpoint.resolve(model_path))
