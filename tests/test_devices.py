@@ -524,7 +524,8 @@ def test_the_cpu_uses_its_kernels():
 
 # Files where "cpu" may be written: the device module and the CPU kernels themselves.
 CPU_PLACES = {"lstm_nlp/training/devices.py": "names the CPU device once (devices.CPU)",
-              "lstm_nlp/nn/kernels/": "the CPU speed kernels, which run on the CPU only"}
+              "lstm_nlp/nn/kernels/": "the CPU speed kernels, which run on the CPU only",
+              "lstm_nlp/training/threads.py": "reads the cpu0, cpu1 lines of /proc/stat"}
 
 
 def test_no_cpu_literal_outside_the_device_module_and_the_cpu_kernels():

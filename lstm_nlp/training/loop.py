@@ -26,7 +26,7 @@ from lstm_nlp.config.sections import TrainConfig
 from lstm_nlp.errors import DivergenceError, LstmNlpError, TrainingInterrupted
 from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
 from lstm_nlp.tasks.base import LossOutput, TrainTask, inference
-from lstm_nlp.training import checkpoint, devices, runtime
+from lstm_nlp.training import checkpoint, devices, runtime, threads
 from lstm_nlp.training.averaging import WeightAverage
 from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
@@ -313,6 +313,20 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def thread_governor(self) -> threads.ThreadGovernor | None:
+        """CPU threads that follow the machine's load (train.threads 0, on the CPU); each change
+        is said above the progress bar."""
+        if self.device.type != devices.CPU.type:  # threads are a CPU matter
+            return None
+
+        def said(n: int, free: float) -> None:
+            taken = f"{load.most - free:.1f} of {load.most} cores taken by other processes"
+            info(f"[yellow]{taken}: training on {n} thread{'s' if n > 1 else ''}[/]"
+                 if n < load.most else f"cores free again: training on {n} threads")
+
+        load = threads.governor(self.cfg.threads, said)
+        return load
+
     def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
         """Train until a limit, early stopping, divergence or a stop signal (which saves and
         raises TrainingInterrupted, also when it comes during the final validation); the last
@@ -331,6 +345,7 @@ class Trainer:
             return TrainResult(self.state, self.last_row, reason)
         self.reporter.start(total, self.state.step)
         validated_at = -1
+        load = self.thread_governor()
         self.clock.start()
         try:
             with self.signals:
@@ -338,6 +353,8 @@ class Trainer:
                     started = time.perf_counter()
                     out = self.train_step(self.next_batch())
                     self.record(out, time.perf_counter() - started)
+                    if load is not None:
+                        load.tick()
                     if on_step is not None:
                         on_step(self.state.step)
                     if self.validation_due():
@@ -359,6 +376,8 @@ class Trainer:
                     self.interrupt()
         finally:
             self.reporter.stop()
+            if load is not None:
+                torch.set_num_threads(load.most)
         return TrainResult(self.state, self.last_row, reason)
 
 
