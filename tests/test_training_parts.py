@@ -340,3 +340,146 @@ def test_a_resumed_run_with_its_limit_reached_trains_and_logs_nothing(tmp_path, 
     assert rows(tmp_path) == metrics and len(metrics) == 1
     assert result.last_validation == metrics[-1]
     assert (tmp_path / "last.pt").read_bytes() == last
+
+
+# -- gradient accumulation (train.accum_steps) -------------------------------------------------
+
+def test_accumulation_steps_count_optimizer_steps_and_never_cross_an_epoch(tmp_path):
+    """accum_steps 3 over an epoch of 7 batches: 3 steps of 3, 3 and 1 batches; the position
+    counts batches, the step optimizer steps, validation (valid_every 0) comes at the epoch's
+    end and the progress total is in steps."""
+    batches = [(1.0,), (2.0,), (0.5,), (1.5,), (3.0,), (0.2,), (1.0, 2.0)]
+    trainer = make_trainer(tmp_path, FakeTask(batches), max_steps=0, max_epochs=2,
+                           valid_every=0, accum_steps=3)
+    trainer.begin_epoch()
+    assert (trainer.steps_per_epoch(), trainer.planned_steps()) == (3, 6)
+    positions = []
+    for _ in range(3):
+        out = trainer.train_step(*trainer.next_batches())
+        positions.append((trainer.state.step, trainer.state.batch_in_epoch, out.n_tokens,
+                          trainer.validation_due()))
+    assert positions == [(1, 3, 3, False), (2, 6, 3, False), (3, 7, 2, True)]
+    assert trainer.roll_over() == "" and trainer.state.epoch == 1
+
+    (tmp_path / "fit").mkdir()
+    result = make_trainer(tmp_path / "fit", FakeTask(batches), max_steps=0, max_epochs=2,
+                          valid_every=0, accum_steps=3).fit()
+    assert (result.state.step, result.state.epoch, result.state.batch_in_epoch) == (6, 2, 0)
+    assert [(r["step"], r["epoch"]) for r in rows(tmp_path / "fit")] == [(3, 1), (6, 2)]
+
+
+def test_an_accumulated_step_is_the_step_of_one_batch_of_all_the_points(tmp_path):
+    """FakeTask: batches of 1 and 3 points make the gradient of their mean over 4 points, and
+    the step's output sums the two."""
+    points = [(1.0,), (2.0, 0.5, 3.0)]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a = make_trainer(tmp_path / "a", FakeTask(points), accum_steps=2)
+    a.begin_epoch()
+    out = a.train_step(*a.next_batches())
+    b = make_trainer(tmp_path / "b", FakeTask([(1.0, 2.0, 0.5, 3.0)]))
+    b.begin_epoch()
+    b.train_step(b.next_batch())
+    assert a.model.weight.item() == pytest.approx(b.model.weight.item(), rel=1e-6)
+    assert (out.loss.item(), out.n_tokens) == (pytest.approx(1 + 4 + 0.25 + 9), 4)
+    assert (a.state.step, a.state.batch_in_epoch) == (1, 2)
+
+
+def _real_task(kind, tmp_path, data_dir):
+    """A task and its model built the way `train` builds them, with every dropout off."""
+    from lstm_nlp.config import load_recipe
+    from lstm_nlp.tasks.classify import verbs as classify_verbs
+    from lstm_nlp.tasks.translate import verbs as translate_verbs
+    from conftest import tiny_recipe, write_recipe
+    from test_classify import tiny_classify_recipe
+
+    if kind == "translate":
+        raw = tiny_recipe(data_dir, model={"dropout": 0.0})
+        setup = translate_verbs.setup
+    else:
+        raw = tiny_classify_recipe(data_dir, model={
+            "dropout": 0.0, "dropout_input": 0.0, "dropout_hidden": 0.0})
+        setup = classify_verbs.setup
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", raw))
+    (tmp_path / "run").mkdir()
+    task, model, _ = setup(recipe, tmp_path / "run", False)
+    return task, model
+
+
+@pytest.fixture(scope="module")
+def sentiment_data(tmp_path_factory):
+    from test_classify import write_sentiment
+
+    return write_sentiment(tmp_path_factory.mktemp("sentiment"), n_train=120, n_eval=20)
+
+
+@pytest.mark.parametrize("kind", ["classify", "translate"])
+def test_accumulating_two_batches_gives_the_gradient_of_one_batch_of_both(
+        tmp_path, kind, corpus, sentiment_data):
+    import copy
+
+    task, model = _real_task(kind, tmp_path, corpus if kind == "translate" else sentiment_data)
+    first, second = task.epoch_batches(0)[:2]
+    trainers = []
+    for name, accum in (("accum", 2), ("one", 1)):
+        (tmp_path / name).mkdir()
+        cfg = TrainConfig(max_steps=10, lr=0.1, optimizer="sgd", clip_norm=0.0,
+                          accum_steps=accum)
+        trainers.append(Trainer(copy.deepcopy(model), task, cfg, tmp_path / name,
+                                Reporter(tmp_path / name / "metrics.jsonl"), {},
+                                ("val_loss", False)))
+    accumulated, one = trainers
+    accumulated.begin_epoch()
+    accumulated.batches[:2] = [first, second]
+    out_a = accumulated.train_step(*accumulated.next_batches())
+    out_b = one.train_step(task.collate(first + second))
+    assert (accumulated.state.step, accumulated.state.batch_in_epoch) == (1, 2)
+    assert (out_a.n_tokens, out_a.n_correct) == (out_b.n_tokens, out_b.n_correct)
+    assert out_a.loss.item() == pytest.approx(out_b.loss.item(), rel=1e-5)
+    for what in ("grad", "data"):
+        a = {k: getattr(p, what) for k, p in accumulated.model.named_parameters()}
+        b = {k: getattr(p, what) for k, p in one.model.named_parameters()}
+        worst = max((a[k] - b[k]).abs().max().item() for k in a)
+        scale = max(b[k].abs().max().item() for k in b)
+        assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a), \
+            f"{kind}: largest {what} difference {worst:.3g} (largest value {scale:.3g})"
+        print(f"{kind}: largest {what} difference {worst:.3g} (largest value {scale:.3g})")
+
+
+@pytest.mark.parametrize("kind", ["translate", "lm"])
+def test_kill_and_resume_with_accumulation_gives_the_same_weights(tmp_path, kind, corpus,
+                                                                  text_corpus):
+    """accum_steps 2: the checkpoint at step 4 holds batch 8 of the epoch, and the resumed
+    run replays from there (the LM with its carried hidden state) bit for bit."""
+    from conftest import tiny_lm_recipe, tiny_recipe, write_recipe
+    from lstm_nlp.training.run import train as train_run
+
+    limits = {"max_steps": 12, "max_epochs": 0, "valid_every": 4, "accum_steps": 2,
+              "early_stopping_metric": "loss"}
+    if kind == "translate":
+        raw = tiny_recipe(corpus, train={**limits, "valid_bleu": False},
+                          model={"dropout": 0.3})
+    else:
+        raw = tiny_lm_recipe(text_corpus, train=limits)
+    recipe = write_recipe(tmp_path / "r.yaml", raw)
+    train_run(recipe, [], run_dir=tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(step):
+        if step == 7:  # after the checkpoint at step 4, before the one at 8
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(recipe, [], run_dir=tmp_path / "killed", on_step=kill_at_7)
+    state = checkpoint.load(tmp_path / "killed" / "last.pt")["train_state"]
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 0, 8)
+    train_run(recipe, [], run_dir=tmp_path / "killed", resume=True)
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [4, 8, 12]

@@ -122,6 +122,9 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp16: CUDA only, with a gradient scaler
     device: str = "auto"  # auto: CUDA, else MPS, else the CPU
     threads: int = Field(0, ge=0)
+    # one optimizer step over this many consecutive batches (fewer at an epoch's end): the
+    # gradient of one batch accum_steps times as large; steps and limits count optimizer steps
+    accum_steps: int = Field(1, ge=1)
     log_every: int = Field(50, ge=1)
 
     @field_validator("device")

@@ -32,6 +32,25 @@ class LossOutput:
         value = self.loss / max(self.normalizer or self.n_tokens, 1)
         return value if self.penalty is None else value + self.penalty
 
+    def share(self) -> int:
+        """What this batch weighs in a step over several (gradient accumulation): the divisor
+        of its objective."""
+        return max(self.normalizer or self.n_tokens, 1)
+
+    @staticmethod
+    def combined(outs: list[LossOutput]) -> LossOutput:
+        """The outputs of a step's batches as one (detached): losses, tokens and correct
+        predictions summed, each penalty weighted by its batch's share, so that objective() is
+        what the accumulated gradient minimised."""
+        if len(outs) == 1:
+            return outs[0]
+        total = sum(o.share() for o in outs)
+        penalties = [o.penalty.detach() * o.share() for o in outs if o.penalty is not None]
+        return LossOutput(sum(o.loss.detach() for o in outs), sum(o.n_tokens for o in outs),
+                          sum(o.n_correct for o in outs),
+                          total if any(o.normalizer for o in outs) else 0,
+                          sum(penalties) / total if penalties else None)
+
 
 
 class TrainTask(Protocol):

@@ -1,10 +1,12 @@
 """The training loop, shared by every task. Nothing in this file knows what the model computes:
 a task object says how to batch, how to compute the loss and how to validate.
 
-A step: batch -> zero-grad -> forward -> loss -> backward -> clip -> lr -> step -> average; then
+A step: zero-grad -> (batch -> forward -> loss -> backward) for each of train.accum_steps batches
+-> clip -> lr -> step -> average; then
 maybe validate and checkpoint (last + best), then stop on early stopping, a stop signal (Ctrl-C,
 SIGTERM, SIGHUP), divergence or a limit. The data position is (epoch, batch index), so `resume`
-replays exactly what an uninterrupted run would have done. The parts live beside this file: the
+replays exactly what an uninterrupted run would have done; with accumulation the step counts
+optimizer steps and the batch index batches. The parts live beside this file: the
 position, window and clock (state.py), the schedules (schedules.py), the optimizer (optim.py),
 the weight average (averaging.py), the stop signals (signals.py), the divergence rule
 (divergence.py).
@@ -139,15 +141,27 @@ class Trainer:
         self.begin_epoch()
         return ""
 
-    def next_batch(self) -> Any:
-        """The next batch, collated on the CPU and moved to the model's device."""
-        batch = self.task.collate(self.batches[self.state.batch_in_epoch])
+    def next_batch(self, ahead: int = 0) -> Any:
+        """The next batch (or the one `ahead` after it), collated on the CPU and moved to the
+        model's device."""
+        batch = self.task.collate(self.batches[self.state.batch_in_epoch + ahead])
         return devices.to_device(batch, self.device)
+
+    def next_batches(self) -> list[Any]:
+        """The next step's batches: train.accum_steps of them, or what is left of the epoch
+        (a step never crosses an epoch's end)."""
+        n = min(self.cfg.accum_steps, len(self.batches) - self.state.batch_in_epoch)
+        return [self.next_batch(i) for i in range(n)]
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in the current epoch."""
+        return -(-len(self.batches) // self.cfg.accum_steps)
 
     def planned_steps(self) -> int | None:
         """The progress bar's first total; steps re-estimate it from the nearest limit."""
         cfg = self.cfg
-        return cfg.max_steps or (cfg.max_epochs * len(self.batches) if cfg.max_epochs else None)
+        return cfg.max_steps or (cfg.max_epochs * self.steps_per_epoch() if cfg.max_epochs
+                                 else None)
 
     def limit_reached(self) -> str:
         """Which limit the run has reached ('' while none): steps, epochs or minutes."""
@@ -177,15 +191,29 @@ class Trainer:
 
     # -- a step ------------------------------------------------------------------------------
 
-    def train_step(self, batch: Any) -> LossOutput:
-        """One optimizer step on `batch`, counted in the position: forward, backward, clip,
-        the schedule's lr, step, then the weight average follows. The scaler multiplies the
-        loss and divides the gradients back before clipping, for fp16; for bf16 and fp32 it
-        passes everything through (the same calls on every device)."""
+    def train_step(self, *batches: Any) -> LossOutput:
+        """One optimizer step on `batches` (consecutive ones of the epoch, as next_batches gives
+        them), counted in the position: forward and backward of each, clip, the schedule's lr,
+        step, then the weight average follows; their outputs combined. The scaler multiplies
+        the loss and divides the gradients back before clipping, for fp16; for bf16 and fp32 it
+        passes everything through (the same calls on every device).
+
+        Several batches give the gradient of one batch made of all their items: after each
+        batch the gradients are the mean over the items so far (the earlier ones' rescaled by
+        their share of the new total, the new batch's objective scaled by its share); a single
+        batch is the plain objective (a share of exactly 1)."""
         self.optimizer.zero_grad(set_to_none=True)
-        with runtime.autocast(self.cfg.precision, self.device):
-            out = self.task.loss(self.model, batch)
-        self.scaler.scale(out.objective()).backward()
+        outs, total = [], 0
+        for batch in batches:
+            with runtime.autocast(self.cfg.precision, self.device):
+                out = self.task.loss(self.model, batch)
+            outs.append(out)
+            total, before = total + out.share(), total
+            objective = out.objective()
+            if before:
+                self.rescale_gradients(before / total)
+                objective = objective * (out.share() / total)
+            self.scaler.scale(objective).backward()
         if self.cfg.clip_norm > 0:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
@@ -195,8 +223,13 @@ class Trainer:
         if self.average is not None:
             self.average.update(self.state.step)
         self.state.step += 1
-        self.state.batch_in_epoch += 1
-        return out
+        self.state.batch_in_epoch += len(outs)
+        return LossOutput.combined(outs)
+
+    def rescale_gradients(self, factor: float) -> None:
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(factor)
 
     def tick(self) -> None:
         self.state.elapsed_s += self.clock.lap()
@@ -351,7 +384,7 @@ class Trainer:
             with self.signals:
                 while not (reason := self.roll_over()):
                     started = time.perf_counter()
-                    out = self.train_step(self.next_batch())
+                    out = self.train_step(*self.next_batches())
                     self.record(out, time.perf_counter() - started)
                     if load is not None:
                         load.tick()
