@@ -442,7 +442,6 @@ def test_accumulating_two_batches_gives_the_gradient_of_one_batch_of_both(
         scale = max(b[k].abs().max().item() for k in b)
         assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a), \
             f"{kind}: largest {what} difference {worst:.3g} (largest value {scale:.3g})"
-        print(f"{kind}: largest {what} difference {worst:.3g} (largest value {scale:.3g})")
 
 
 @pytest.mark.parametrize("kind", ["translate", "lm"])
