@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator, TextIO
 
@@ -37,26 +40,108 @@ def _open_input(path: Path) -> BinaryIO:
         return open(path, "rb")
 
 
+PAUSE_S = 0.05  # a stream quiet this long has its complete lines decoded (not kept for a chunk)
+READ_SIZE = 1 << 16  # bytes a stream read asks for
+
+
 def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> Iterator[list[str]]:
-    """Chunks of lines from a file or stdin, LF or CRLF; bad UTF-8 is reported with its line."""
-    source = _open_input(path) if path else stream.buffer
-    origin = str(path) if path else "stdin"
+    """Chunks of lines from a file or stdin, LF or CRLF; bad UTF-8 is reported with its line.
+
+    A file (-i, or stdin redirected from one) comes in chunks of `chunk` lines. A pipe, terminal
+    or socket on stdin comes as it arrives: the complete lines gathered so far are yielded when
+    nothing more arrives within PAUSE_S (a person typing, `tail -f`), or when `chunk` lines are
+    gathered (a fast pipe still fills whole chunks)."""
+    if path:
+        source = _open_input(path)
+        try:
+            yield from _file_chunks(source, str(path), chunk)
+        finally:
+            source.close()
+        return
+    fd = _stream_fd(stream.buffer)
+    if fd is None:
+        yield from _file_chunks(stream.buffer, "stdin", chunk)
+    else:
+        yield from _stream_chunks(fd, "stdin", chunk)
+
+
+def _not_utf8(e: UnicodeDecodeError, raw: bytes, origin: str, lineno: int) -> DataError:
+    return DataError(f"{origin}: line {lineno}, byte {e.start + 1}: not valid UTF-8 "
+                     f"(0x{raw[e.start]:02x})")
+
+
+def _file_chunks(source: BinaryIO, origin: str, chunk: int) -> Iterator[list[str]]:
+    lines = []
+    for lineno, raw in enumerate(source, start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as e:
+            raise _not_utf8(e, raw, origin, lineno) from None
+        if len(lines) >= chunk:
+            yield lines
+            lines = []
+    if lines:
+        yield lines
+
+
+def _stream_fd(source) -> int | None:
+    """The descriptor of a stream to read as it arrives: a pipe, terminal or socket that select()
+    can wait on. None for a regular file (read in full chunks), for a stream without a descriptor
+    (a test's BytesIO) and where select() cannot wait on it (Windows pipes)."""
     try:
-        lines = []
-        for lineno, raw in enumerate(source, start=1):
+        fd = source.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if sys.platform == "win32":
+            return None
+        import select
+        select.select([fd], [], [], 0)
+    except (AttributeError, OSError, ValueError, ImportError):  # UnsupportedOperation is OSError
+        return None
+    return fd
+
+
+def _stream_chunks(fd: int, origin: str, chunk: int) -> Iterator[list[str]]:
+    """Complete lines read from fd as they come; a partial last line waits for its newline or
+    the end of the input. Holds at most `chunk` lines, one read and the partial line."""
+    import select
+
+    lines: list[str] = []
+    pending: list[bytes] = []  # the pieces of a line whose newline has not come yet
+    lineno = 0
+    while True:
+        if lines and not select.select([fd], [], [], PAUSE_S)[0]:
+            yield lines
+            lines = []
+        data = os.read(fd, READ_SIZE)
+        if not data:
+            break
+        parts = data.split(b"\n")
+        if len(parts) == 1:
+            pending.append(data)
+            continue
+        if pending:
+            pending.append(parts[0])
+            parts[0] = b"".join(pending)
+        tail = parts.pop()
+        pending = [tail] if tail else []
+        for raw in parts:
+            lineno += 1
             try:
                 lines.append(raw.decode("utf-8").rstrip("\r\n"))
             except UnicodeDecodeError as e:
-                raise DataError(f"{origin}: line {lineno}, byte {e.start + 1}: not valid UTF-8 "
-                                f"(0x{raw[e.start]:02x})") from None
+                raise _not_utf8(e, raw, origin, lineno) from None
             if len(lines) >= chunk:
                 yield lines
                 lines = []
-        if lines:
-            yield lines
-    finally:
-        if path:
-            source.close()
+    if pending:
+        raw = b"".join(pending)
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))  # a final "x\r" as a file gives it
+        except UnicodeDecodeError as e:
+            raise _not_utf8(e, raw, origin, lineno + 1) from None
+    if lines:
+        yield lines
 
 
 def report_file(stem: Path, suffix: str) -> Path:
