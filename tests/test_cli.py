@@ -1,7 +1,9 @@
 """The command line: one output line per input line, clean errors, exit codes."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -232,3 +234,24 @@ def test_help_imports_no_torch_and_no_recipe_models():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert "HEAVY []" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
+
+
+def test_counts_are_said_in_the_right_number():
+    from lstm_nlp.reporting.console import counted
+
+    assert [counted(n, "line") for n in (0, 1, 2, 1234)] == ["0 lines", "1 line", "2 lines",
+                                                             "1,234 lines"]
+    assert counted(1, "empty line") == "1 empty line" and counted(3, "box", "boxes") == "3 boxes"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_install_takes_torch_from_the_index_the_user_names(tmp_path):
+    """`make install TORCH_INDEX=...` (a CPU-only torch build); without it, pip's own
+    configuration. A dry run (-n) in a scratch venv path shows the pip command."""
+    root = Path(__file__).parents[1]
+    args = ["make", "-n", "-B", "-C", str(root), "install", f"VENV={tmp_path / 'venv'}"]
+    named = subprocess.run(args + ["TORCH_INDEX=https://download.pytorch.org/whl/cpu"],
+                           capture_output=True, text=True, timeout=60).stdout
+    plain = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in named
+    assert "-c constraints.txt" in plain and "--extra-index-url" not in plain
