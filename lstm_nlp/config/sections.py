@@ -116,6 +116,9 @@ class TrainConfig(Section):
     # avg <- d*avg + (1-d)*w with d = average_decay (0.999 to 0.9999 typical). OpenNMT-py's
     # average_decay is 1 - d (its 1e-4 is 0.9999 here), hence no d below 0.5
     average_decay: Number = Field(0.0, ge=0.0, le=0.99999)
+    # > 0: also keep the weights of the last N validations as checkpoints/step-<step>.pt
+    # (weights only, averaged ones when averaging), for `lstm-nlp average`
+    keep_checkpoints: int = Field(0, ge=0)
     valid_every: int = Field(500, ge=0)
     early_stopping_metric: Literal["bleu", "loss", "ppl", "accuracy"] = "loss"
     patience: int = Field(0, ge=0)

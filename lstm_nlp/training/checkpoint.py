@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,18 @@ from lstm_nlp.training import devices
 
 FORMAT = "lstm-nlp-checkpoint"
 VERSION = 1
+KEPT_FOLDER = "checkpoints"  # train.keep_checkpoints: <run>/checkpoints/step-<step>.pt
+_KEPT_NAME = re.compile(r"step-(\d+)\.pt")
+
+
+def kept_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's kept validation checkpoints (train.keep_checkpoints), oldest step first."""
+    folder = Path(run_dir) / KEPT_FOLDER
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if (m := _KEPT_NAME.fullmatch(p.name)) and p.is_file()]
+    return [p for _, p in sorted(found)]
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ class Trainer:
         self.state = TrainState()
         self.average = WeightAverage(model, cfg.average_decay) if cfg.average_decay else None
         self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
-        self.metrics_path = run_dir / "metrics.jsonl"
+        self.metrics_path, self.run_dir = run_dir / "metrics.jsonl", run_dir
         self.window = Window()
         self.clock = Clock()
         self.losses = LossMonitor()  # recent training losses, against divergence
@@ -116,10 +116,26 @@ class Trainer:
         averaging), the recipe, tokenizer and position; not the optimizer, RNG or task state,
         which only resume needs, and resume reads last.pt (Adam's two moments alone are twice
         the weights)."""
+        self._save_weights(self.best_path)
+
+    def _save_weights(self, path: Path) -> None:
+        """A weights-only checkpoint (best.pt's kind): the averaged weights when averaging."""
         averaged = self.average.applied() if self.average is not None else contextlib.nullcontext()
         with averaged:
-            checkpoint.save(self.best_path, {**self.extra, "model": self.model.state_dict(),
-                                             "train_state": asdict(self.state)})
+            checkpoint.save(path, {**self.extra, "model": self.model.state_dict(),
+                                   "train_state": asdict(self.state)})
+
+    def keep_checkpoint(self) -> None:
+        """train.keep_checkpoints > 0: this validation's weights as checkpoints/step-<step>.pt
+        (for `lstm-nlp average`); the oldest beyond that many are deleted."""
+        keep = self.cfg.keep_checkpoints
+        if not keep:
+            return
+        folder = self.run_dir / checkpoint.KEPT_FOLDER
+        folder.mkdir(exist_ok=True)
+        self._save_weights(folder / f"step-{self.state.step}.pt")
+        for old in checkpoint.kept_checkpoints(self.run_dir)[:-keep]:
+            old.unlink(missing_ok=True)
 
     # -- the data position -------------------------------------------------------------------
 
@@ -329,6 +345,7 @@ class Trainer:
             self.save_last()
             if improved:
                 self.save_best()
+            self.keep_checkpoint()
         self.reporter.validation(self.last_row, best=improved)
         self.window = Window()
         return stop

@@ -22,7 +22,7 @@ from lstm_nlp.training import runtime
 # experiment: a run started on the CPU may go on on a GPU).
 RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_minutes",
                      "train.valid_every", "train.log_every", "train.threads", "train.patience",
-                     "train.device"}
+                     "train.device", "train.keep_checkpoints"}
 
 
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
