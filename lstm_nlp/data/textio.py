@@ -65,18 +65,20 @@ def read_input_lines(stream: TextIO | None, path: Path | None, chunk: int) -> It
         yield from _stream_chunks(fd, "stdin", chunk)
 
 
-def _not_utf8(e: UnicodeDecodeError, raw: bytes, origin: str, lineno: int) -> DataError:
-    return DataError(f"{origin}: line {lineno}, byte {e.start + 1}: not valid UTF-8 "
-                     f"(0x{raw[e.start]:02x})")
+def _line(raw: bytes, origin: str, lineno: int) -> str:
+    """One line of input as text, its LF or CRLF gone; invalid UTF-8 is a DataError naming the
+    line and the byte."""
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{origin}: line {lineno}, byte {e.start + 1}: not valid UTF-8 "
+                        f"(0x{raw[e.start]:02x})") from None
 
 
 def _file_chunks(source: BinaryIO, origin: str, chunk: int) -> Iterator[list[str]]:
     lines = []
     for lineno, raw in enumerate(source, start=1):
-        try:
-            lines.append(raw.decode("utf-8").rstrip("\r\n"))
-        except UnicodeDecodeError as e:
-            raise _not_utf8(e, raw, origin, lineno) from None
+        lines.append(_line(raw, origin, lineno))
         if len(lines) >= chunk:
             yield lines
             lines = []
@@ -127,19 +129,12 @@ def _stream_chunks(fd: int, origin: str, chunk: int) -> Iterator[list[str]]:
         pending = [tail] if tail else []
         for raw in parts:
             lineno += 1
-            try:
-                lines.append(raw.decode("utf-8").rstrip("\r\n"))
-            except UnicodeDecodeError as e:
-                raise _not_utf8(e, raw, origin, lineno) from None
+            lines.append(_line(raw, origin, lineno))
             if len(lines) >= chunk:
                 yield lines
                 lines = []
-    if pending:
-        raw = b"".join(pending)
-        try:
-            lines.append(raw.decode("utf-8").rstrip("\r\n"))  # a final "x\r" as a file gives it
-        except UnicodeDecodeError as e:
-            raise _not_utf8(e, raw, origin, lineno + 1) from None
+    if pending:  # a last line without its newline (a final "x\r" as a file gives it)
+        lines.append(_line(b"".join(pending), origin, lineno + 1))
     if lines:
         yield lines
 
