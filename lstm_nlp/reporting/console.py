@@ -76,11 +76,13 @@ def _finite(data: Any) -> Any:
 
 
 class Reporter:
-    """Progress bar during training, one table row per validation."""
+    """Progress bar during training, one table row per validation; with a TensorBoard `board`
+    (reporting/board.py), the same numbers as event files."""
 
-    def __init__(self, metrics_path: Path | None, unit: str = "tok"):
+    def __init__(self, metrics_path: Path | None, unit: str = "tok", board: Any = None):
         self.metrics_path = metrics_path
         self.unit = unit  # what the trainer counts: tokens, or texts for a classifier
+        self.board = board
         self.progress: Progress | None = None
         self.task = None
 
@@ -98,6 +100,8 @@ class Reporter:
         `log` asks for a line in non-terminal output (log files, CI)."""
         if log and not console.is_terminal:  # a log file gets a line instead of a live bar
             console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} {self.unit}/s")
+        if log and self.board is not None:
+            self.board.train(step, loss, tokens_per_s)
         if self.progress is not None:
             self.progress.update(self.task, completed=step, total=total or
                                  self.progress.tasks[0].total,
@@ -107,6 +111,8 @@ class Reporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        if self.board is not None:
+            self.board.flush()
 
     def validation(self, row: dict[str, Any], best: bool) -> None:
         cols = [c for c in COLUMNS if c[0] in row]
@@ -120,6 +126,8 @@ class Reporter:
         if self.metrics_path is not None:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
                 f.write(to_json(row) + "\n")
+        if self.board is not None:
+            self.board.validation(row)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
