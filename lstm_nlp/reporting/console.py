@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
@@ -38,11 +39,13 @@ def info(message: str) -> None:
 
 
 def warning(message: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True)
+    """`message` as written: brackets in it (`pip install 'lstm-nlp[plots]'`, a path) are
+    text, not rich markup."""
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value: Any) -> str:

@@ -46,14 +46,12 @@ def validation_section(task_name: str, model: torch.nn.Module, task: Any) -> str
     if not traces:
         return ""
     stats = statistics(traces)
-    texts = sum(t.name == traces[0].name for t in traces)
-    reporting.info(f"gate statistics: {len(stats)} LSTM layers over "
-                   f"{reporting.counted(texts, 'validation text')} in "
-                   f"{time.perf_counter() - start:.2f}s")
+    reporting.info(f"gate statistics: {len(stats)} LSTM layers over {stats[0].steps:,} tokens "
+                   f"of validation text in {time.perf_counter() - start:.2f}s")
     return ("## Gate statistics (validation text)\n\n"
-            f"The first {reporting.counted(texts, 'text')} of the validation data, read by "
-            "`best.pt`; gates recomputed from the weights (`lstm-nlp inspect` does the same for "
-            "any text).\n\n" + stats_markdown(stats))
+            f"The start of the validation data ({stats[0].steps:,} tokens for the first layer), "
+            "read by `best.pt`; gates recomputed from the weights (`lstm-nlp inspect` does the "
+            "same for any text).\n\n" + stats_markdown(stats))
 
 
 def stats_markdown(stats: list[GateStats]) -> str:

@@ -39,7 +39,7 @@ def inspect(model_path: Path, input_path: Path | None, stdin: TextIO, output: Te
     if lines is not None:
         start = time.perf_counter()
         traces = _traces(model, tok, recipe, lines)
-        report["gates"] = {"texts": sum(t.name == traces[0].name for t in traces),
+        report["gates"] = {"texts": len(lines),
                            "layers": [s.to_dict() for s in statistics(traces)]}
         reporting.info(f"gate statistics in {time.perf_counter() - start:.2f}s")
         name = "stdin" if input_path in (None, STDIN) else input_path.name
