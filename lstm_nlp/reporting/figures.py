@@ -91,6 +91,7 @@ def curves(rows: list[dict[str, Any]], metric: str, best_step: int | None, unit:
     score.set_ylabel(f"validation {label}")
     _series(lr, rows, "lr", None)
     lr.set_ylabel("learning rate")
+    lr.set_ylim(bottom=0)
     lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     _series(speed, rows, "tokens_per_s", None)
     speed.set_ylabel(f"{unit} per second (training)")
@@ -155,17 +156,21 @@ def attention(weights: Sequence[Sequence[float]], src: list[str], tgt: list[str]
     """Attention weights (one row per target piece, one column per source piece) as a
     heatmap: which source pieces each output piece was computed from."""
     Figure = figure_class("attention heatmaps")
-    fig = Figure(figsize=(min(2.5 + 0.32 * len(src), 16), min(2 + 0.3 * len(tgt), 16)),
-                 layout="constrained")
+    left = 0.7 + 0.08 * max(map(len, tgt), default=1)  # inches for the labels, so that no
+    top = 1.0 + 0.08 * max(map(len, src), default=1)   # layout engine (a second draw) is needed
+    width, height = left + min(0.3 * len(src), 14) + 1.6, top + min(0.28 * len(tgt), 14) + 0.2
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - 1.6 / width, top=1 - top / height,
+                        bottom=0.2 / height)
     ax = fig.subplots()
     image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    fig.colorbar(image, ax=ax, label="attention weight", shrink=0.8)
+    fig.colorbar(image, ax=ax, label="attention weight", fraction=0.08, pad=0.03)
     _ticks(ax, src, tgt)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
     ax.set_xlabel("source pieces")
     ax.set_ylabel("output pieces")
-    ax.set_title(title, fontsize="medium")
+    fig.suptitle(title, fontsize="medium", y=1 - 0.1 / height, va="top")
     return fig
 
 

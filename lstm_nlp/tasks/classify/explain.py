@@ -35,7 +35,8 @@ def explain(model: Classifier, tok: Tokenizer, texts: list[str], batch_size: int
             else saliency(model, batch.ids, batch.lengths)                       # (T, B)
         for j, ids in enumerate(seqs):
             out.append({"tokens": tok.id_to_piece(ids[1:]),
-                        "weights": [round(w, 4) for w in weights[1: len(ids), j].tolist()],
+                        "weights": [float(f"{w:.4g}")  # 4 significant digits
+                                    for w in weights[1: len(ids), j].tolist()],
                         "explanation": method(model)})
     return out
 
