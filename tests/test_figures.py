@@ -244,3 +244,15 @@ def test_saliency_is_each_texts_own_gradient_times_input():
         scaled[t] *= 1 - eps
         change = float(logp(x)[predicted] - logp(scaled)[predicted]) / eps
         assert change == pytest.approx(float(batched[t, 0]), rel=1e-2, abs=1e-5)
+
+
+def test_the_report_cost_benchmark_runs(trained_run):
+    import subprocess
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "benchmarks" /
+                                               "bench_report_cost.py"), str(trained_run),
+                           "--rounds", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"median {trained_run}: figures" in done.stdout

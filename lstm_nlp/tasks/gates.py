@@ -17,7 +17,7 @@ from lstm_nlp.reporting import markdown
 from lstm_nlp.tasks import registry
 from lstm_nlp.tasks.base import inference
 
-VALIDATION_TEXTS = 20  # validation texts (sentences) the reports' gate statistics read
+VALIDATION_TEXTS = 10  # validation texts (sentences) the reports' gate statistics read
 HEATMAP_CELLS = 8      # cells per layer in a gate heatmap
 HEATMAP_TOKENS = 80    # tokens shown of the heatmap's text
 

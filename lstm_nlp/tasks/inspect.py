@@ -108,7 +108,7 @@ def describe(path: Path, model: torch.nn.Module, tok: Any, recipe: Any,
             "parameters": {"total": sum(v["parameters"] for v in layers.values()),
                            "layers": list(layers.values())},
             "vocabulary": vocabulary(tok),
-            "training": {"steps": state.get("step", 0), "epochs": state.get("epoch", 0),
+            "training": {"steps": state.get("step", 0),
                          "minutes": round(state.get("elapsed_s", 0.0) / 60, 2),
                          "early_stopping_metric": metric,
                          "best_score": state.get("best_score"),
@@ -135,8 +135,9 @@ def as_text(report: dict[str, Any]) -> str:
            "train       " + " ".join(f"{k}={r['train'][k]}" for k in (
                "optimizer", "lr", "schedule", "precision") if k in r["train"]),
            f"vocabulary  {vocab} ({v.get('kind', '-')})",
-           f"training    {t['steps']:,} steps, {t['epochs']:,} epochs, {t['minutes']:g} min; "
-           f"best validation {t['early_stopping_metric']} {best} at step {t['best_step'] or 0:,}",
+           f"training    saved after {reporting.counted(t['steps'], 'step')} "
+           f"({t['minutes']:g} min); best validation {t['early_stopping_metric']} {best} at step "
+           f"{t['best_step'] or 0:,}",
            f"parameters  {report['parameters']['total']:,}", ""]
     rows = [[layer["name"], f"{layer['parameters']:,}",
              "  ".join(f"{k} {'x'.join(map(str, s))}" for k, s in layer["shapes"].items())]
