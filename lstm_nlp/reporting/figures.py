@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -49,7 +50,9 @@ def save(fig: Any, path: Path) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with refused("cannot write figure", path):
+        with refused("cannot write figure", path), warnings.catch_warnings():
+            # a token the font has no glyph for is drawn as a box, not said on stderr
+            warnings.filterwarnings("ignore", "Glyph .* missing from font")
             fig.savefig(tmp, format="png", dpi=DPI)
             os.replace(tmp, path)
     finally:
