@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
@@ -38,11 +39,13 @@ def info(message: str) -> None:
 
 
 def warning(message: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True)
+    """`message` as written: brackets in it (`pip install 'lstm-nlp[plots]'`, a path) are
+    text, not rich markup."""
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value: Any) -> str:
@@ -76,11 +79,13 @@ def _finite(data: Any) -> Any:
 
 
 class Reporter:
-    """Progress bar during training, one table row per validation."""
+    """Progress bar during training, one table row per validation; with a TensorBoard `board`
+    (reporting/board.py), the same numbers as event files."""
 
-    def __init__(self, metrics_path: Path | None, unit: str = "tok"):
+    def __init__(self, metrics_path: Path | None, unit: str = "tok", board: Any = None):
         self.metrics_path = metrics_path
         self.unit = unit  # what the trainer counts: tokens, or texts for a classifier
+        self.board = board
         self.progress: Progress | None = None
         self.task = None
 
@@ -98,6 +103,8 @@ class Reporter:
         `log` asks for a line in non-terminal output (log files, CI)."""
         if log and not console.is_terminal:  # a log file gets a line instead of a live bar
             console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} {self.unit}/s")
+        if log and self.board is not None:
+            self.board.train(step, loss, tokens_per_s)
         if self.progress is not None:
             self.progress.update(self.task, completed=step, total=total or
                                  self.progress.tasks[0].total,
@@ -107,6 +114,8 @@ class Reporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        if self.board is not None:
+            self.board.flush()
 
     def validation(self, row: dict[str, Any], best: bool) -> None:
         cols = [c for c in COLUMNS if c[0] in row]
@@ -120,6 +129,8 @@ class Reporter:
         if self.metrics_path is not None:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
                 f.write(to_json(row) + "\n")
+        if self.board is not None:
+            self.board.validation(row)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -12,9 +12,10 @@ import torch
 
 from lstm_nlp.config import Recipe, load_recipe, save_recipe
 from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
+from lstm_nlp.reporting import board as boards
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.tasks import chain, registry
-from lstm_nlp.training import checkpoint
+from lstm_nlp.training import checkpoint, insight
 from lstm_nlp.training import loop as trainer
 from lstm_nlp.training import runtime
 
@@ -22,7 +23,7 @@ from lstm_nlp.training import runtime
 # experiment: a run started on the CPU may go on on a GPU).
 RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_minutes",
                      "train.valid_every", "train.log_every", "train.threads", "train.patience",
-                     "train.device", "train.keep_checkpoints"}
+                     "train.device", "train.keep_checkpoints", "train.tensorboard"}
 
 
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
@@ -36,6 +37,8 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
         return chain.train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite,
                                  resume, on_step, train_stage=train, device=device)
     where = runtime.training_device(recipe.train, device is not None)  # before anything is built
+    if recipe.train.tensorboard:
+        boards.check_installed()
     if resume:
         _check_resumable(run_dir, recipe)
         if not _has_checkpoint(run_dir):  # killed before its first checkpoint
@@ -59,7 +62,8 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     model.to(where)
     reporting.info(f"device: {where} (train.device {recipe.train.device}), precision "
                    f"{recipe.train.precision}")
-    reporter = reporting.Reporter(run_dir / "metrics.jsonl", spec.unit)
+    board = insight.board_for(recipe, run_dir, spec, model, task)
+    reporter = reporting.Reporter(run_dir / "metrics.jsonl", spec.unit, board)
     stopping = spec.metrics[recipe.train.early_stopping_metric]
     result = trainer.fit(model, task, recipe.train, run_dir, reporter, extra, resume, stopping,
                          on_step)
@@ -75,7 +79,11 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     except DataError as e:  # no or bad test split: the trained run and its report still stand
         reporting.info(f"no test evaluation: {e}")
         test = None
-    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best, where)
+    rows = reporting.read_metrics(run_dir / "metrics.jsonl")
+    looks = insight.report_sections(run_dir, recipe, spec, rows, result.state.best_step,
+                                    test, model, task, board)
+    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best, where,
+                        looks)
     return run_dir
 
 
@@ -117,9 +125,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResult,
                         n_params: int, test: dict | None, unit: str, best: str,
-                        device: torch.device) -> None:
+                        device: torch.device, looks: tuple[str, str] = ("", "")) -> None:
     """report.json and report.md; `best` is the best validation score as the validation table
-    formats it (accuracy as a percentage: a rounded 1 would hide whether it is 100%)."""
+    formats it (accuracy as a percentage: a rounded 1 would hide whether it is 100%); `looks`:
+    the figures section, after the validation curve, and the gate statistics, at the end."""
     rows = reporting.read_metrics(run_dir / "metrics.jsonl")
     s = result.state
     test_md = test.pop("markdown") if test else []
@@ -138,6 +147,7 @@ def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResu
           f"precision {recipe.train.precision} on {device}.\n",
           f"Best validation {recipe.train.early_stopping_metric}: {best} at step "
           f"{s.best_step:,} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
-          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit), *test_md]
+          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit),
+          looks[0], *test_md, looks[1]]
     (run_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
     reporting.info(f"report: {run_dir / 'report.md'}")
