@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
@@ -39,11 +40,12 @@ def info(message: str) -> None:
 
 
 def warning(message: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True)
+    """`message` as written: a bracket in it (`lstm-nlp[search]`, a list) is not markup."""
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value: Any) -> str:

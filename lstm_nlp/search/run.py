@@ -18,7 +18,7 @@ from typing import Any
 from lstm_nlp import filesystem
 from lstm_nlp.config import load_recipe, save_recipe
 from lstm_nlp.errors import ConfigError, LstmNlpError, TrainingInterrupted
-from lstm_nlp.reporting.console import LiveTable, format_metric, info, warning
+from lstm_nlp.reporting.console import LiveTable, counted, format_metric, info, warning
 from lstm_nlp.search import study as studies
 from lstm_nlp.search import summary
 from lstm_nlp.search.space import Space, load_space
@@ -61,7 +61,7 @@ def search(request: Request) -> Path:
         info(f"trials {', '.join(map(str, lost))} lost their process: queued again")
     info(f"study {settings.study}: {request.trials} trials ({request.sampler} sampler, "
          f"{request.pruner} pruner), {request.jobs} at a time"
-         + (f", {settings.threads} threads each" if settings.threads else "")
+         + (f", {counted(settings.threads, 'thread')} each" if settings.threads else "")
          + f"; trials and logs in {run_dir}/")
     codes, signum = run_workers(settings, request.jobs, study)
     summary.write(study, settings, request.recipe, request.space)
@@ -193,15 +193,27 @@ class Watch:
         self.study, self.settings = study, settings
         self.keys = list(study.user_attrs["space"])
         self.higher = study.direction.name == "MAXIMIZE"
-        self.said: set[int] = set()
+        self.said = {t.number for t in study.get_trials(deepcopy=False)  # before this run
+                     if t.state.is_finished()}
 
     def show(self, live: LiveTable) -> None:
         trials = self.study.get_trials(deepcopy=False)
         header, rows = summary.table(trials, self.keys, self.settings, self.higher)
-        live.show(f"{self.settings.study}: {summary.counts(trials)} of "
-                  f"{self.settings.trials}", header, rows)
+        live.show(self.title(trials), header, rows)
         if live.live is None:
             self.say_finished(header, rows)
+
+    def title(self, trials: list[Any]) -> str:
+        """'sst2-search: 7 of 24 trials (5 complete, 2 pruned); best val accuracy 82.1%
+        (trial 4)'."""
+        n, by_state = summary.tally(trials)
+        title = f"{self.settings.study}: {n} of {self.settings.trials} trials" + \
+            (f" ({by_state})" if by_state else "")
+        best = summary.best_trial(self.study)
+        if best is not None:
+            title += (f"; best val {self.settings.metric} "
+                      f"{format_metric(self.settings.score, best.value)} (trial {best.number})")
+        return title
 
     def say_finished(self, header: list[str], rows: list[list[str]]) -> None:
         for row in rows:
@@ -221,9 +233,10 @@ def finish(study: Any, settings: studies.Settings, codes: list[int], signum: int
     (exit 1), or done."""
     trials = study.get_trials(deepcopy=False)
     if signum is not None:
-        raise TrainingInterrupted(f"search stopped by {describe(signum)} ({summary.counts(trials)}"
-                                  f"); its running trials saved their last.pt; continue with "
-                                  "--resume", signum)
+        n, _ = summary.tally(trials)
+        raise TrainingInterrupted(f"search stopped by {describe(signum)} after {n} of "
+                                  f"{settings.trials} trials; --resume continues it (the "
+                                  "running trials from their last.pt)", signum)
     failed = [k for k, code in enumerate(codes, start=1) if code != 0]
     if failed:
         log = Path(settings.run_dir) / "logs" / f"worker-{failed[0]}.log"

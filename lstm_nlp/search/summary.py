@@ -81,15 +81,14 @@ def table(trials: list[Any], keys: list[str], settings: studies.Settings,
     return header, rows
 
 
-def counts(trials: list[Any]) -> str:
-    """'6 trials: 4 complete, 1 pruned, 1 failed'."""
+def tally(trials: list[Any]) -> tuple[int, str]:
+    """How many trials count so far, and by state: (6, '4 complete, 1 pruned, 1 failed')."""
     later = studies.continued(trials)
     shown = [t for t in shown_trials(trials) if t.number not in later]
-    tally: dict[str, int] = {}
+    by_state: dict[str, int] = {}
     for t in shown:
-        tally[state_of(t, later)] = tally.get(state_of(t, later), 0) + 1
-    parts = ", ".join(f"{n} {name}" for name, n in tally.items())
-    return f"{len(shown)} trial{'s' if len(shown) != 1 else ''}" + (f": {parts}" if parts else "")
+        by_state[state_of(t, later)] = by_state.get(state_of(t, later), 0) + 1
+    return len(shown), ", ".join(f"{n} {name}" for name, n in by_state.items())
 
 
 def best_trial(study: Any) -> Any | None:
@@ -117,7 +116,7 @@ def write(study: Any, settings: studies.Settings, recipe_path: Path, space_path:
              f"validation {settings.metric} of each trial "
              f"({'maximised' if higher else 'minimised'}); the test split is not scored "
              "during a search.\n",
-             f"{counts(trials)}. " + _best_line(best, settings), "",
+             f"{_tally_line(trials)}. " + _best_line(best, settings), "",
              "## Trials\n", markdown.table(header, rows), "## Figures\n", *figures]
     (run_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
     write_json(run_dir / "report.json", {
@@ -128,6 +127,11 @@ def write(study: Any, settings: studies.Settings, recipe_path: Path, space_path:
                                            "params": best.params},
         "trials": [dict(zip(header, row)) for row in rows]})
     info(f"search report: {run_dir / 'report.md'}")
+
+
+def _tally_line(trials: list[Any]) -> str:
+    n, by_state = tally(trials)
+    return f"{n} trial{'s' if n != 1 else ''}" + (f": {by_state}" if by_state else "")
 
 
 def _best_line(best: Any, settings: studies.Settings) -> str:

@@ -31,21 +31,22 @@ class TrialReporter(Reporter):
     reports is the validation's number (1, 2, ...), so that trials of different batch sizes
     compare at the same epoch (or the same number of valid_every steps)."""
 
-    def __init__(self, metrics_path: Path, unit: str, trial: Any, score: str):
+    def __init__(self, metrics_path: Path, unit: str, trial: Any, settings: studies.Settings):
         super().__init__(metrics_path, unit)
-        self.trial, self.score = trial, score
+        self.trial, self.settings = trial, settings
         self.reported = 0  # validations reported so far
         self.pruned = ""
 
     def validation(self, row: dict[str, Any], best: bool) -> None:
         super().validation(row, best)
+        score = self.settings.score
         rows = read_metrics(self.metrics_path)  # a continued trial's earlier ones too
         for number, earlier in enumerate(rows[self.reported:], start=self.reported + 1):
-            self.trial.report(earlier[self.score], number)
+            self.trial.report(earlier[score], number)
         self.reported = len(rows)
         if self.trial.should_prune():
-            self.pruned = (f"pruned at validation {self.reported} (step {row['step']:,}): "
-                           f"{self.score} {format_metric(self.score, row[self.score])}")
+            self.pruned = (f"pruned at validation {self.reported} (step {row['step']:,}, val "
+                           f"{self.settings.metric} {format_metric(score, row[score])})")
 
     def stop_reason(self) -> str:
         return self.pruned
@@ -101,7 +102,7 @@ def run_trial(study: Any, storage: Any, trial: Any, tid: int, settings: studies.
     reporters: list[TrialReporter] = []
 
     def reporter(path: Path, unit: str) -> TrialReporter:
-        reporters.append(TrialReporter(path, unit, trial, settings.score))
+        reporters.append(TrialReporter(path, unit, trial, settings))
         return reporters[-1]
 
     log = Path(settings.run_dir) / "logs" / f"trial-{trial.number:04d}.log"
