@@ -120,6 +120,16 @@ def test_the_cli_refuses_a_bad_space_before_any_trial(tmp_path):
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
 
 
+def test_a_chain_recipe_is_refused(tmp_path):
+    space = write_space(tmp_path / "space.yaml", {"seed": [1, 2]})
+    result = runner.invoke(app, ["search", str(ROOT / "recipes" / "sst2-pretrained.yaml"),
+                                 "--space", str(space), "--trials", "2", "--run-dir",
+                                 str(tmp_path / "run")])
+    assert result.exit_code == 1 and "search a chain's stages one at a time" in \
+        " ".join(result.output.split())
+    assert not (tmp_path / "run").exists()
+
+
 def test_without_optuna_one_line_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
     space = write_space(tmp_path / "space.yaml", {"model.hidden_size": [8, 16]})
@@ -352,3 +362,34 @@ def test_a_search_stopped_by_ctrl_c_resumes_to_its_trials(tmp_path):
 def test_the_shipped_spaces_fit_their_recipes(recipe, space):
     base = load_recipe(ROOT / "recipes" / f"{recipe}.yaml").to_dict()
     assert load_space(ROOT / "recipes" / "search" / f"{space}.yaml", base).params
+
+
+def test_resume_queues_again_a_trial_whose_process_was_killed(tmp_path):
+    """A trial left running by a process that is gone (kill -9, a crash) is failed and queued
+    again with its values at --resume, without waiting for its heartbeat to go stale."""
+    import subprocess
+
+    search = start_study(tmp_path, {"train.lr": {"log_uniform": [1e-3, 1e-2]}}, 2, TINY)
+    trial = search.study.ask()
+    trial.suggest_float("train.lr", 1e-3, 1e-2, log=True)
+    studies.mark_process(trial)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    trial.set_user_attr("pid", gone.pid)  # as if that process had run it
+    storage = studies.open_storage(search.settings.storage)
+    assert studies.requeue_lost_here(search.study, storage) == [trial.number]
+    lost, again = trials_of(tmp_path / "run")
+    assert lost.state == optuna.trial.TrialState.FAIL
+    assert again.state == optuna.trial.TrialState.WAITING and again.params == lost.params
+    assert again.system_attrs[studies.RETRIES] == [lost.number]
+    assert studies.requeue_lost_here(search.study, storage) == []  # once
+
+
+def test_a_worker_killed_outright_is_one_line(tmp_path):
+    from lstm_nlp.errors import LstmNlpError
+    from lstm_nlp.search import run
+
+    search = start_study(tmp_path, {"train.lr": [0.001]}, 1, TINY)
+    with pytest.raises(LstmNlpError, match=r"^search process 1 stopped: killed by SIGKILL \(its "
+                                           r"log: .*worker-1.log\); --resume continues"):
+        run.finish(search.study, search.settings, [-signal.SIGKILL], None)

@@ -58,7 +58,8 @@ def search(request: Request) -> Path:
     if request.sampler == "grid":
         queue_grid(study, space, request.trials)
     if request.resume and (lost := studies.requeue_lost_here(study, storage)):
-        info(f"trials {', '.join(map(str, lost))} lost their process: queued again")
+        info(f"{'trials' if len(lost) > 1 else 'trial'} {', '.join(map(str, lost))} lost "
+             "the process that ran it: queued again, to continue from its last.pt")
     info(f"study {settings.study}: {request.trials} trials ({request.sampler} sampler, "
          f"{request.pruner} pruner), {request.jobs} at a time"
          + (f", {counted(settings.threads, 'thread')} each" if settings.threads else "")
@@ -237,10 +238,13 @@ def finish(study: Any, settings: studies.Settings, codes: list[int], signum: int
         raise TrainingInterrupted(f"search stopped by {describe(signum)} after {n} of "
                                   f"{settings.trials} trials; --resume continues it (the "
                                   "running trials from their last.pt)", signum)
-    failed = [k for k, code in enumerate(codes, start=1) if code != 0]
+    failed = [(k, code) for k, code in enumerate(codes, start=1) if code != 0]
     if failed:
-        log = Path(settings.run_dir) / "logs" / f"worker-{failed[0]}.log"
-        raise LstmNlpError(f"a search process stopped: {last_line(log)} (its log: {log})")
+        k, code = failed[0]
+        log = Path(settings.run_dir) / "logs" / f"worker-{k}.log"
+        why = f"killed by {describe(-code)}" if code < 0 else last_line(log)
+        raise LstmNlpError(f"search process {k} stopped: {why} (its log: {log}); --resume "
+                           "continues the study")
     best = summary.best_trial(study)
     if best is not None:
         info(f"best: trial {best.number}, val {settings.metric} "
