@@ -75,7 +75,8 @@ def base():
      "model.pooling: must be one of last, max, mean, attention, concat; got 'maxx'"),
     ({"model.dropout": {"uniform": [0.1, 1.5]}},
      "model.dropout: must be between 0.0 and 0.99, got 1.5"),
-    ({"model.bidirectional": [True, "yes"]}, "model.bidirectional: expected true or false, got 'yes'"),
+    ({"model.bidirectional": [True, "yes"]},
+     "model.bidirectional: expected true or false, got 'yes'"),
     ({"model.dropout": {"gaussian": [0.1, 0.2]}}, "model.dropout: unknown distribution 'gaussian'; "
      "(one of log_uniform, uniform, int, choice)"),
     ({"train.lr": {"loguniform": [1e-4, 1e-2]}},
@@ -187,10 +188,11 @@ def test_grid_search_visits_every_point_once(grid_run):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert "the grid has 4 points: 4 trials" in grid_run.output
     for t in trials:  # each trial an ordinary run with its values, validated, no test split
-        recipe = yaml.safe_load((grid_run.run / f"trial-{t.number:04d}" / "recipe.yaml").read_text())
+        folder = grid_run.run / f"trial-{t.number:04d}"
+        recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
         assert recipe["model"]["hidden_size"] == t.params["model.hidden_size"]
         assert recipe["data"]["test"] == ""
-        assert (grid_run.run / f"trial-{t.number:04d}" / "best.pt").is_file()
+        assert (folder / "best.pt").is_file()
         assert len(t.intermediate_values) == 2  # validations at steps 3 and 6
     table = (grid_run.run / "report.md").read_text()
     assert "4 trials: 4 complete" in table and "| 3 | complete | 16 |" in table
@@ -357,11 +359,13 @@ def test_a_search_stopped_by_ctrl_c_resumes_to_its_trials(tmp_path):
     assert len(done) == 2 and "| 0 | interrupted |" in (run / "report.md").read_text()
 
 
-@pytest.mark.parametrize("recipe, space", [("sst2", "sst2-space"),
-                                           ("multi30k-en-de", "multi30k-en-de-space")])
-def test_the_shipped_spaces_fit_their_recipes(recipe, space):
-    base = load_recipe(ROOT / "recipes" / f"{recipe}.yaml").to_dict()
-    assert load_space(ROOT / "recipes" / "search" / f"{space}.yaml", base).params
+@pytest.mark.parametrize("recipe", ["sst2", "multi30k-en-de", "demo-sentiment"])
+def test_the_shipped_spaces_fit_their_recipes_and_comment_every_key(recipe):
+    path = ROOT / "recipes" / "search" / f"{recipe}-space.yaml"
+    assert load_space(path, load_recipe(ROOT / "recipes" / f"{recipe}.yaml").to_dict()).params
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert "#" in line, f"{path.name}: key without a comment: {line!r}"
 
 
 def test_resume_queues_again_a_trial_whose_process_was_killed(tmp_path):

@@ -65,7 +65,8 @@ def run_trials(settings: studies.Settings, pruner: Any = None) -> int:
     while True:
         optuna.storages.fail_stale_trials(study)  # lost trials: failed and queued again
         trials = study.get_trials(deepcopy=False)
-        if len(studies.counted(trials)) >= settings.trials or (grid and not studies.waiting(trials)):
+        if (len(studies.counted(trials)) >= settings.trials
+                or (grid and not studies.waiting(trials))):
             return ran
         trial = study.ask()
         tid = studies.trial_id(storage, study, trial.number)
@@ -93,6 +94,8 @@ def give_back(study: Any, storage: Any, trial: Any, tid: int) -> None:
 def run_trial(study: Any, storage: Any, trial: Any, tid: int, settings: studies.Settings,
               space: Space) -> None:
     """Train one trial (`tid`: its id in the storage) and tell the study how it ended."""
+    import torch
+
     from lstm_nlp.training.run import train
 
     state = studies.load_optuna().trial.TrialState
@@ -115,7 +118,8 @@ def run_trial(study: Any, storage: Any, trial: Any, tid: int, settings: studies.
         study.tell(trial, state=state.FAIL)
         studies.requeue(study, storage.get_trial(tid))
         raise
-    except (LstmNlpError, MemoryError) as e:  # this trial's values fail; the search goes on
+    except (LstmNlpError, MemoryError, torch.OutOfMemoryError) as e:
+        # this trial's values fail (a model too large for the device too); the search goes on
         fail(study, trial, str(e) or type(e).__name__)
         return
     except Exception as e:  # not the values: a fault that every trial would meet
