@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
@@ -132,6 +133,12 @@ class Reporter:
         if self.board is not None:
             self.board.validation(row)
 
+    def stop_reason(self) -> str:
+        """Asked after each validation: a reason to stop the run there, as early stopping
+        does ('' to go on). A run never stops for its reporter; a search's trial stops when
+        its pruner gives up on it (lstm_nlp/search/trial.py)."""
+        return ""
+
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
@@ -185,3 +192,36 @@ def print_confusion(classes: list[str], confusion: list[list[int]],
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+
+
+class LiveTable:
+    """A table redrawn in place on a terminal while work goes on elsewhere (a search's trials);
+    in a log file nothing is drawn, and the caller prints a line per event instead. The last
+    table stays on the screen."""
+
+    def __init__(self) -> None:
+        self.live: Live | None = None
+
+    def __enter__(self) -> LiveTable:
+        if console.is_terminal:
+            self.live = Live(console=console, refresh_per_second=2, transient=False)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def show(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        """Redraw: `title` above, the newest rows that fit the terminal."""
+        if self.live is None:
+            return
+        table = Table(title=title, title_justify="left", show_edge=False, box=None,
+                      header_style="bold")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i in (1, len(header) - 1) else "right",
+                             overflow="ellipsis", no_wrap=i == len(header) - 1)
+        for row in rows[-max(console.height - 6, 5):]:
+            table.add_row(*row)
+        self.live.update(table)

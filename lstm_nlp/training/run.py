@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -28,8 +28,11 @@ RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_m
 
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
           overwrite: bool = False, resume: bool = False,
-          on_step: Callable[[int], None] | None = None, device: str | None = None) -> Path:
-    """`device` (--device) stands for `--set train.device=...`; for a chain, in every stage."""
+          on_step: Callable[[int], None] | None = None, device: str | None = None,
+          make_reporter: Callable[[Path, str, Any], reporting.Reporter] = reporting.Reporter) -> Path:
+    """`device` (--device) stands for `--set train.device=...`; for a chain, in every stage.
+    `make_reporter(metrics_path, unit, board)` builds the object that shows and logs the
+    training (a search gives its trials one that reports to the study and may stop them)."""
     given = [f"train.device={device}"] if device else []
     recipe = load_recipe(recipe_path, [*overrides, *given])
     run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
@@ -63,7 +66,7 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
     reporting.info(f"device: {where} (train.device {recipe.train.device}), precision "
                    f"{recipe.train.precision}")
     board = insight.board_for(recipe, run_dir, spec, model, task)
-    reporter = reporting.Reporter(run_dir / "metrics.jsonl", spec.unit, board)
+    reporter = make_reporter(run_dir / "metrics.jsonl", spec.unit, board)
     stopping = spec.metrics[recipe.train.early_stopping_metric]
     result = trainer.fit(model, task, recipe.train, run_dir, reporter, extra, resume, stopping,
                          on_step)
@@ -99,14 +102,20 @@ def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
     if (run_dir / "best.pt").is_file() and not (run_dir / "last.pt").is_file():
         raise ConfigError(f"--resume: no last.pt in {run_dir} (best.pt alone cannot be "
                           "continued); nothing to resume")
-    saved = _flatten(load_recipe(saved_path).to_dict())
-    new = _flatten(recipe.to_dict())
-    changed = [k for k in new if new[k] != saved.get(k) and k not in RESUMABLE_CHANGES]
-    if changed:
-        k = changed[0]
+    if (change := recipe_change(load_recipe(saved_path).to_dict(), recipe.to_dict())):
+        k, was, now = change
         raise ConfigError(f"--resume: the recipe differs from the run's at {k} "
-                          f"({saved.get(k)!r} in the run, {new[k]!r} now); only "
+                          f"({was!r} in the run, {now!r} now); only "
                           f"{', '.join(sorted(RESUMABLE_CHANGES))} may change")
+
+
+def recipe_change(saved: dict, new: dict) -> tuple[str, object, object] | None:
+    """The first key (a.b) whose value differs between two recipes (as dicts) and may not
+    change on resume, with its value in each; None when there is none (a search's --resume
+    asks this too)."""
+    saved, new = _flatten(saved), _flatten(new)
+    key = next((k for k in new if new[k] != saved.get(k) and k not in RESUMABLE_CHANGES), None)
+    return None if key is None else (key, saved.get(key), new[key])
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
