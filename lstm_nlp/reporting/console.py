@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
@@ -42,7 +43,9 @@ def warning(message: str) -> None:
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """The message as it is: brackets in it (`pip install 'lstm-nlp[onnx]'`, a path) are text,
+    not rich markup."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value: Any) -> str:
