@@ -13,6 +13,9 @@ module that the shared code calls through these functions (imported only when a 
     evaluate(request: tasks.base.EvalRequest) -> dict
         the `eval` verb for this task's models
 
+A task whose models export to ONNX names the module with `export_onnx(model, tokenizer, recipe,
+folder) -> manifest entries` (`lstm-nlp export --format onnx`).
+
 Adding a task means a new folder and one entry in TASKS (tests/test_registry.py does it with a
 toy task); nothing else in the package names tasks.
 """
@@ -41,6 +44,7 @@ class TaskSpec:
     unit: str                    # what training throughput counts ("tok", "texts")
     unit_long: str               # the same in reports ("target tokens")
     metrics: dict[str, tuple[str, bool]] = field(default_factory=lambda: dict(LOSS_METRICS))
+    onnx_module: str = ""        # module with export_onnx ("": no ONNX export)
 
     @property
     def recipe(self) -> type:
@@ -60,7 +64,8 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in [
              "lstm_nlp.tasks.translate.verbs",
              "lstm_nlp.tasks.translate.commands", "translation",
              ("translate", "eval"), "tok", "target tokens",
-             {**LOSS_METRICS, "bleu": ("val_bleu", True)}),
+             {**LOSS_METRICS, "bleu": ("val_bleu", True)},
+             "lstm_nlp.tasks.translate.onnx_export"),
     TaskSpec("lm", "lstm_nlp.tasks.lm.config:LMRecipe", "lstm_nlp.tasks.lm.verbs",
              "lstm_nlp.tasks.lm.commands", "language", ("generate", "eval"),
              "tok", "tokens"),
