@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from lstm_nlp.cli import app
 from lstm_nlp.data.tokenizer import TokenizerPair
-from lstm_nlp.export import folder as export_folder
 from lstm_nlp.nn import kernels
 from lstm_nlp.tasks.translate import onnx_backend
 from lstm_nlp.tasks.translate.model import build_model
