@@ -7,6 +7,7 @@ numpy arrays), so the search selects and reorders its rows as it does for `Seq2S
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class OnnxSeq2Seq(nn.Module):
         logp, h, c, feed, weights = map(torch.from_numpy, self.decoder_step.run(
             None, {name: _array(t) for name, t in zip(DECODER_INPUTS, given)
                    if name in self.step_inputs}))
-        return logp, Encoded(enc.memory, enc.keys, enc.mask, _state(h, c, feed)), weights
+        return logp, dataclasses.replace(enc, state=_state(h, c, feed)), weights
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
