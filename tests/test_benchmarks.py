@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).parent / "benchmarks"
+FIXTURE = Path(__file__).parent / "fixtures" / "v0.1.0" / "translate.pt"
+DEMO_EN = Path(__file__).parent.parent / "data" / "demo" / "test.en"
 
 
 @pytest.mark.parametrize("script, args, expect", [
@@ -15,6 +17,9 @@ BENCH = Path(__file__).parent / "benchmarks"
      "fp32: lstm-nlp"),
     ("bench_lm_speed.py", ["--steps", "2", "--rounds", "1", "--precision", "fp32"], "fp32"),
     ("bench_matmul.py", ["--repeats", "1"], "output layer chunk"),
+    ("bench_onnx_translate.py", ["--model", str(FIXTURE), "--src", str(DEMO_EN), "--limit", "8",
+                                 "--rounds", "1", "--beams", "1"],
+     "beam 1 identical to onnxruntime's: torch fp32 8/8"),
 ])
 def test_benchmark_runs(script, args, expect):
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,

@@ -85,10 +85,20 @@ def decode_options(recipe: TranslateRecipe, device: torch.device, beam: int | No
 def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
               beam: int | None = None, length_penalty: float | None = None,
               max_len_ratio: float | None = None, batch_size: int | None = None,
-              precision: str | None = None, device: str | None = None) -> None:
+              precision: str | None = None, device: str | None = None,
+              backend: str = "torch") -> None:
+    """backend "onnxruntime": `model_path` is an ONNX export folder, decoded by onnxruntime
+    through the same search code (onnx_backend.py)."""
     check_input(input_path)  # refused before the model loads, as is a device not here
-    where = runtime.prepare_inference(device, precision)
-    model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate", where)
+    if backend == "onnxruntime":
+        from lstm_nlp.tasks.translate import onnx_backend
+
+        where = onnx_backend.prepare(device, precision)
+        model, tok, recipe = onnx_backend.load(model_path)
+        precision = onnx_backend.PRECISION
+    else:
+        where = runtime.prepare_inference(device, precision)
+        model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate", where)
     opts = decode_options(recipe, where, beam, length_penalty, max_len_ratio, batch_size,
                           precision)
     n, start, unknown = 0, time.perf_counter(), UnknownText(tok.src)
@@ -102,7 +112,7 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
     dt = time.perf_counter() - start
     reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s "
                    f"({n / max(dt, 1e-9):,.1f} sentences/s, beam {opts.beam_size}, "
-                   f"{opts.precision} on {where})")
+                   f"{opts.precision} on {where}, {backend})")
     if unknown.lines:
         reporting.warning(unknown.summary(n))
 
