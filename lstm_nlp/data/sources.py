@@ -18,6 +18,7 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,7 +29,8 @@ from lstm_nlp.data.corpora import (decode_lines, held_out_origin, load_split, lo
                                    load_text_split, not_utf8, require_file, shuffled_rows,
                                    table_format, text_split_path, utf8_error_at)
 from lstm_nlp.errors import DataError
-from lstm_nlp.filesystem import refused
+from lstm_nlp.filesystem import refused, size_text
+from lstm_nlp.reporting.console import counted, info
 from lstm_nlp.tasks.lm.config import LMDataConfig
 from lstm_nlp.tasks.translate.config import TranslateDataConfig
 
@@ -205,6 +207,7 @@ class Corpus:
 def scan_sources(sources: list[Source]) -> None:
     """Scan the sources not scanned yet, all files' pieces in one parallel pass."""
     todo = [s for s in sources if s.scanned is None]
+    start = time.perf_counter()
     pieces = [(s, p) for s in todo for p in s.pieces()]
     results = parallel(_scan_piece, [p for s, p in pieces if isinstance(s, TextFile)])
     found: dict[int, list] = {id(s): [] for s in todo}
@@ -224,6 +227,12 @@ def scan_sources(sources: list[Source]) -> None:
         if source.no_text and not has_text:
             raise DataError(f"{source.origin}: {source.no_text}")
         source.scanned = Scan([r[0] for r in rows], [r[1] for r in rows], has_text)
+    if any(isinstance(s, TextFile) for s in todo):
+        files = [s for s in todo if isinstance(s, TextFile)]
+        size = sum(p.end for s in files for p in s.scanned.pieces[-1:])
+        lines = sum(sum(s.scanned.counts) for s in files)
+        info(f"text: read {', '.join(s.origin for s in files)}: {size_text(size)}, "
+             f"{counted(lines, 'line')} in {time.perf_counter() - start:.1f} s")
 
 
 def _scan_piece(piece: Piece) -> tuple[int, bool, tuple[int, int, int] | None]:

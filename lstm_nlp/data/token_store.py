@@ -306,8 +306,9 @@ class TokenCache:
                 _remove_others(path)
 
     def _writable(self) -> None:
-        with refused("cannot create token store folder", self.folder):
-            self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.folder.is_dir():
+            with refused("cannot create token store folder", self.folder):
+                self.folder.mkdir(parents=True, exist_ok=True)
         probe_writable(self.folder, "token store folder")
 
     @contextlib.contextmanager
