@@ -227,9 +227,8 @@ def scan_sources(sources: list[Source]) -> None:
         if source.no_text and not has_text:
             raise DataError(f"{source.origin}: {source.no_text}")
         source.scanned = Scan([r[0] for r in rows], [r[1] for r in rows], has_text)
-    if any(isinstance(s, TextFile) for s in todo):
-        files = [s for s in todo if isinstance(s, TextFile)]
-        size = sum(p.end for s in files for p in s.scanned.pieces[-1:])
+    if (files := [s for s in todo if isinstance(s, TextFile)]):
+        size = sum(s.scanned.pieces[-1].end for s in files)  # where the last piece ends
         lines = sum(sum(s.scanned.counts) for s in files)
         info(f"text: read {', '.join(s.origin for s in files)}: {size_text(size)}, "
              f"{counted(lines, 'line')} in {time.perf_counter() - start:.1f} s")

@@ -341,27 +341,39 @@ class TokenCache:
         vocabulary counted in parallel), and kept in the cache."""
         key = _key("tokenizer", texts.identity(), cfg.to_dict(), seed)
         path = self.folder / f"tokenizer-{key.hex()[:16]}.model"
-        if path.is_file():
-            try:
-                tok = tokenizers.load_tokenizer(path)
-                info(f"tokenizer: reused {path}")
-                return tok
-            except (CheckpointError, OSError) as e:
-                warning(f"tokenizer {path} is damaged ({e}); training it again")
-        texts.scan()  # data errors first, by file and line
-        start = time.perf_counter()
-        if cfg.type == "word":
-            tok = WordTokenizer.from_counts(word_counts(texts, cfg.lowercase), cfg.vocab_size,
-                                            cfg.min_freq, cfg.lowercase)
-        else:
-            tok = tokenizers.train_tokenizer(texts, cfg, seed)
-        info(f"tokenizer: trained on {texts.origin} in {time.perf_counter() - start:.1f} s")
+        if (tok := _cached_tokenizer(path, warn=True)) is not None:
+            return tok
         self._writable()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with refused("cannot write tokenizer", path):
-            tmp.write_bytes(tok.proto)
-            os.replace(tmp, path)
+        with self._locked():  # another process may have trained it while we waited
+            if (tok := _cached_tokenizer(path, warn=False)) is not None:
+                return tok
+            texts.scan()  # data errors first, by file and line
+            start = time.perf_counter()
+            if cfg.type == "word":
+                tok = WordTokenizer.from_counts(word_counts(texts, cfg.lowercase),
+                                                cfg.vocab_size, cfg.min_freq, cfg.lowercase)
+            else:
+                tok = tokenizers.train_tokenizer(texts, cfg, seed)
+            info(f"tokenizer: trained on {texts.origin} in {time.perf_counter() - start:.1f} s")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with refused("cannot write tokenizer", path):
+                tmp.write_bytes(tok.proto)
+                os.replace(tmp, path)
         return tok
+
+
+def _cached_tokenizer(path: Path, warn: bool) -> Tokenizer | None:
+    """The tokenizer kept at `path` (None: none, or a damaged one, said when `warn`)."""
+    if not path.is_file():
+        return None
+    try:
+        tok = tokenizers.load_tokenizer(path)
+    except (CheckpointError, OSError) as e:
+        if warn:
+            warning(f"tokenizer {path} is damaged ({e}); training it again")
+        return None
+    info(f"tokenizer: reused {path}")
+    return tok
 
 
 def word_counts(corpus: Corpus, lowercase: bool) -> collections.Counter:
