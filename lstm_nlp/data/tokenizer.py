@@ -39,6 +39,7 @@ class Tokenizer(Protocol):
     def encode(self, texts: list[str]) -> list[list[int]]: ...
     def decode(self, ids: list[list[int]]) -> list[str]: ...
     def unknown(self, text: str) -> list[str]: ...
+    def id_to_piece(self, ids: list[int]) -> list[str]: ...
 
 
 class SentencePieceTokenizer:
@@ -85,6 +86,10 @@ class SentencePieceTokenizer:
 
     def pieces(self, text: str) -> list[str]:
         return self.sp.EncodeAsPieces(text)
+
+    def id_to_piece(self, ids: list[int]) -> list[str]:
+        """The pieces of ids, as figures label their tokens (`▁the`, `<unk>`)."""
+        return [self.sp.IdToPiece(i) for i in ids]
 
 
 class WordTokenizer:
@@ -151,6 +156,10 @@ class WordTokenizer:
         """The words of `text` outside the vocabulary (they encode as <unk>)."""
         index = self.index
         return [w for w in text.split() if (w.lower() if self.lowercase else w) not in index]
+
+    def id_to_piece(self, ids: list[int]) -> list[str]:
+        """The words of ids, specials included (`<eos>`, `<unk>`)."""
+        return [self.words[i] for i in ids]
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         words, n = self.words, len(self.words)

@@ -416,6 +416,8 @@ class Trainer:
                                       f"{self.cfg.early_stopping_metric} "
                                       f"in {self.cfg.patience} validations")
                             break
+                        if (reason := self.reporter.stop_reason()):  # a search's pruner
+                            break
                     if self.signals.requested:
                         self.interrupt()
                     if (reason := self.limit_reached()):

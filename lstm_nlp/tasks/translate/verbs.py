@@ -19,6 +19,7 @@ from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.reporting import markdown
 from lstm_nlp.tasks.base import EvalRequest, overridden
+from lstm_nlp.tasks.translate import heatmaps
 from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.tasks.translate.task import (DecodeOptions, TokenizedPairs, TranslationTask, score,
@@ -145,9 +146,10 @@ def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, Tr
     stem = report_folder(model_path, request.out_dir) / f"eval-{name}-beam{opts.beam_size}"
     report_file(stem, ".hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     reporting.write_json(report_file(stem, ".json"), result)
-    report_file(stem, ".md").write_text(_eval_markdown(result, _samples(pairs, hyps,
-                                                                       recipe.eval.samples)),
-                                       encoding="utf-8")
+    samples = _samples(pairs, hyps, recipe.eval.samples)
+    report_file(stem, ".md").write_text(_eval_markdown(result, samples)
+                                        + heatmaps.section(model, tok, samples, stem),
+                                        encoding="utf-8")
     reporting.print_scores(f"{name} (beam {opts.beam_size})", {
         k: result[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})
     reporting.info(f"BLEU signature: {result['bleu_signature']}")
