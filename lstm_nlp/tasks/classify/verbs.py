@@ -16,8 +16,10 @@ import torch
 from lstm_nlp import metrics
 from lstm_nlp.data.corpora import (LabeledText, load_labeled_file, load_labeled_split,
                                    split_off_validation)
+from lstm_nlp.data.sources import Corpus, LineList
 from lstm_nlp.data.textio import (HELD_OUT, check_input, read_input_lines, report_file,
                                    report_folder, split_name)
+from lstm_nlp.data.token_store import TokenCache
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
@@ -54,9 +56,13 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
     if len(classes) < 2:
         raise DataError(f"{train.origin}: one label only ({classes[0]!r}); a classifier needs "
                         "at least two")
+    texts = Corpus([LineList(train.texts, train.origin, None)], train.origin)
+    cache = TokenCache.for_run(run_dir)
     tok, pretrained = tokenizer_for_run(run_dir / "tokenizer" / "classify.model", recipe.model,
-                                        recipe.tokenizer, train.texts, recipe.seed, resume)
-    task = ClassificationTask(recipe, tok, train, valid, classes)
+                                        recipe.tokenizer, texts, recipe.seed, resume,
+                                        cache.train_tokenizer)
+    store = cache.stores(tok, None, {"classify-train": texts})["classify-train"]
+    task = ClassificationTask(recipe, tok, train, valid, classes, store)
     counts = {c: train.labels.count(c) for c in classes}
     reporting.info(f"data: {len(train):,} training texts ({train.origin}), {len(valid):,} "
                    f"validation texts; classes: "
@@ -67,7 +73,7 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
         n = load_weights(model, pretrained, ENCODER)
         reporting.info(f"encoder ({n} tensors) from the language model {pretrained.path}")
     n_params = sum(p.numel() for p in model.parameters())
-    lengths = sorted(len(s) for s in task.train_ids)
+    lengths = sorted(task.lengths)
     reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
                    f"median text {lengths[len(lengths) // 2]:,} tokens; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(), "classes": classes,

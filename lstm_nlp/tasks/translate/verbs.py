@@ -10,8 +10,10 @@ from typing import TextIO
 import torch
 
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
+from lstm_nlp.data.sources import parallel_corpora
 from lstm_nlp.data.textio import (check_input, read_input_lines, report_file, report_folder,
                                    split_name)
+from lstm_nlp.data.token_store import TokenCache
 from lstm_nlp.data.tokenizer import TokenizerPair, UnknownText, train_or_load
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
@@ -20,19 +22,32 @@ from lstm_nlp.tasks.base import EvalRequest, overridden
 from lstm_nlp.tasks.translate import heatmaps
 from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
-from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
+from lstm_nlp.tasks.translate.task import (DecodeOptions, TokenizedPairs, TranslationTask, score,
+                                           translate_lines)
 from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.devices import device_of
 
 
 def setup(recipe: TranslateRecipe, run_dir: Path, resume: bool):
+    """The training pairs come from token stores (data/token_store.py): tokenized once, in
+    parallel, memory-mapped; the validation pairs are read and tokenized here (BLEU needs
+    their text)."""
     d = recipe.data
-    train_split, valid_split = load_split(d, d.train), load_split(d, d.valid)
-    reporting.info(f"data: {len(train_split):,} training pairs ({train_split.origin}), "
+    src_text, tgt_text = parallel_corpora(d, d.train)
+    valid_split = load_split(d, d.valid)
+    cache = TokenCache.for_run(run_dir)
+    tok = train_or_load(run_dir / "tokenizer", recipe.tokenizer, src_text, tgt_text,
+                        recipe.seed, cache.train_tokenizer)
+    train = TokenizedPairs(cache.stores(tok.src, None, {"translate-src": src_text})
+                           ["translate-src"],
+                           cache.stores(tok.tgt, None, {"translate-tgt": tgt_text})
+                           ["translate-tgt"], f"{src_text.origin} + {tgt_text.origin}")
+    if train.src.n_lines != train.tgt.n_lines:
+        raise DataError(f"misaligned files: {src_text.origin} has {train.src.n_lines} lines, "
+                        f"{tgt_text.origin} has {train.tgt.n_lines}")
+    reporting.info(f"data: {train.src.n_lines:,} training pairs ({train.origin}), "
                    f"{len(valid_split):,} validation pairs")
-    tok = train_or_load(run_dir / "tokenizer", recipe.tokenizer, train_split.src,
-                        train_split.tgt, recipe.seed)
-    task = TranslationTask(recipe, tok, train_split, valid_split)
+    task = TranslationTask(recipe, tok, train, valid_split)
     if task.dropped:
         reporting.info(f"length filter: dropped {task.dropped:,} training pairs")
     runtime.set_seed(recipe.seed)
