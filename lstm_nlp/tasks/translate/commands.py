@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from lstm_nlp.cli.app import DeviceOpt, Model, Output, PrecisionOpt, output_stream, positive
+from lstm_nlp.cli.app import DeviceOpt, Models, Output, PrecisionOpt, output_stream, positive
 
 
 def translate(
-    model: Model,
+    model: Models,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", metavar="FILE", help="Read this file, not stdin.")] = None,
     output: Output = None,
     beam: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Beam size; 1 = greedy \\[recipe].")] = None,

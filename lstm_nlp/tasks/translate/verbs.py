@@ -18,6 +18,7 @@ from lstm_nlp.reporting import console as reporting
 from lstm_nlp.reporting import markdown
 from lstm_nlp.tasks.base import EvalRequest, overridden
 from lstm_nlp.tasks.translate.config import TranslateRecipe
+from lstm_nlp.tasks.translate.ensemble import Ensemble, check_members
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
 from lstm_nlp.training import checkpoint, runtime
@@ -81,13 +82,26 @@ def decode_options(recipe: TranslateRecipe, device: torch.device, beam: int | No
                                                             device))
 
 
-def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: TextIO,
+def load_translator(paths: list[Path], verb: str, device: torch.device,
+                    first: tuple[Seq2SeqModel, TokenizerPair, TranslateRecipe] | None = None
+                    ) -> tuple[Seq2SeqModel | Ensemble, TokenizerPair, TranslateRecipe]:
+    """One translation model, or several decoded as an Ensemble (with the first one's
+    tokenizers and recipe; `first`: paths[0], loaded already)."""
+    loaded = [first] if first else []
+    loaded += [checkpoint.load_for(p, "translate", verb, device) for p in paths[len(loaded):]]
+    if len(loaded) == 1:
+        return loaded[0]
+    check_members(paths, [tok for _, tok, _ in loaded])
+    return Ensemble([model for model, _, _ in loaded]), loaded[0][1], loaded[0][2]
+
+
+def translate(model_paths: list[Path], input_path: Path | None, output: TextIO, stdin: TextIO,
               beam: int | None = None, length_penalty: float | None = None,
               max_len_ratio: float | None = None, batch_size: int | None = None,
               precision: str | None = None, device: str | None = None) -> None:
     check_input(input_path)  # refused before the model loads, as is a device not here
     where = runtime.prepare_inference(device, precision)
-    model, tok, recipe = checkpoint.load_for(model_path, "translate", "translate", where)
+    model, tok, recipe = load_translator(model_paths, "translate", where)
     opts = decode_options(recipe, where, beam, length_penalty, max_len_ratio, batch_size,
                           precision)
     n, start, unknown = 0, time.perf_counter(), UnknownText(tok.src)
@@ -99,18 +113,21 @@ def translate(model_path: Path, input_path: Path | None, output: TextIO, stdin: 
             unknown.check(lines, first_line=n + 1)
             n += len(lines)
     dt = time.perf_counter() - start
+    models = f", {len(model_paths)} models" if len(model_paths) > 1 else ""
     reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s "
                    f"({n / max(dt, 1e-9):,.1f} sentences/s, beam {opts.beam_size}, "
-                   f"{opts.precision} on {where})")
+                   f"{opts.precision} on {where}{models})")
     if unknown.lines:
         reporting.warning(unknown.summary(n))
 
 
 def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, TranslateRecipe]
              ) -> dict:
-    """BLEU and chrF (sacrebleu) and perplexity of a split or of --src/--ref files."""
-    model, tok, recipe = loaded
-    model_path = request.single_model("translation")
+    """BLEU and chrF (sacrebleu) and perplexity of a split or of --src/--ref files; with
+    several models, of their ensemble (the data and decoding options come from the first one's
+    recipe)."""
+    model_paths = request.models
+    model, tok, recipe = load_translator(model_paths, "eval", device_of(loaded[0]), first=loaded)
     request.refuse(("input",), "is for language models and classifiers; score a translation "
                    "model with --src and --ref, or --split")
     split, src, ref = request.split, request.src, request.ref
@@ -125,9 +142,13 @@ def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, Tr
     opts = decode_options(recipe, device_of(model), request.beam, batch_size=request.batch_size,
                           precision=request.precision)
     result, hyps = _score(model, tok, pairs, opts, recipe)
-    result["checkpoint"] = str(checkpoint.resolve(model_path))
+    result["checkpoint"] = str(checkpoint.resolve(model_paths[0]))
     name = Path(src).name if src is not None else split_name(recipe, split or "test")
-    stem = report_folder(model_path, request.out_dir) / f"eval-{name}-beam{opts.beam_size}"
+    stem = f"eval-{name}-beam{opts.beam_size}"
+    if len(model_paths) > 1:
+        result["ensemble"] = [str(checkpoint.resolve(p)) for p in model_paths]
+        stem += f"-ensemble{len(model_paths)}"
+    stem = report_folder(model_paths[0], request.out_dir) / stem
     report_file(stem, ".hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     reporting.write_json(report_file(stem, ".json"), result)
     report_file(stem, ".md").write_text(_eval_markdown(result, _samples(pairs, hyps,
@@ -162,8 +183,12 @@ def _samples_md(samples: list[dict[str, str]]) -> str:
 
 
 def _eval_markdown(result: dict, samples: list[dict[str, str]]) -> str:
+    shown = f"checkpoint `{result.get('checkpoint', '')}`"
+    if "ensemble" in result:
+        shown = "ensemble (mean next-token probabilities) of " + ", ".join(
+            f"`{p}`" for p in result["ensemble"])
     return (f"# Evaluation: {result['data']}\n\n"
-            f"checkpoint `{result.get('checkpoint', '')}`, {result['sentences']} sentences, "
+            f"{shown}, {result['sentences']} sentences, "
             f"beam {result['beam_size']}, length penalty {result['length_penalty']}, "
             f"{result['precision']}\n\n"
             + markdown.metric_table({
