@@ -26,9 +26,11 @@ decoding returns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as nn_functional
 
 # Vocabulary columns per block for the searches' maxima: a row's best tokens lie in the blocks
 # with the best maxima, and maxima over blocks are one fast vectorised pass, where torch's topk
@@ -65,19 +67,43 @@ def greedy_decode(model: Any, src: torch.Tensor, src_lengths: torch.Tensor,
     return [_cut(seq, eos_id, n) for seq, n in zip(out.tolist(), limits0.tolist())]
 
 
+@dataclass
+class Hypothesis:
+    """A finished translation: its tokens (no BOS/EOS); its log-probability (over its tokens,
+    and its EOS when it ended with one); that score divided by the GNMT length penalty (what
+    ranks hypotheses); and, when asked, each token's attention weights over the source tokens
+    (T, S)."""
+    tokens: list[int]
+    score: float
+    normalized: float
+    attention: torch.Tensor | None = None
+
+
 @torch.inference_mode()
 def beam_search(model: Any, src: torch.Tensor, src_lengths: torch.Tensor,
                 bos_id: int, eos_id: int, beam_size: int, length_penalty: float,
                 max_len_ratio: float) -> list[list[int]]:
-    """Batched beam search, bookkeeping in tensors. A sentence is done when K hypotheses have
-    finished (a hypothesis may only finish while among the K best, as in fairseq) or at its
-    length limit, where the live hypotheses are finished as they are. Done sentences leave the
-    batch."""
-    B0, K, device = src.size(0), beam_size, src.device
+    """The best hypothesis of each sentence's beam search (`beam_hypotheses`), as token ids."""
+    return [hyps[0].tokens for hyps in beam_hypotheses(
+        model, src, src_lengths, bos_id, eos_id, beam_size, length_penalty, max_len_ratio)]
+
+
+@torch.inference_mode()
+def beam_hypotheses(model: Any, src: torch.Tensor, src_lengths: torch.Tensor,
+                    bos_id: int, eos_id: int, beam_size: int, length_penalty: float,
+                    max_len_ratio: float, n_best: int = 1, attention: bool = False
+                    ) -> list[list[Hypothesis]]:
+    """Batched beam search, bookkeeping in tensors: each sentence's `n_best` (at most the beam
+    size) best finished hypotheses, best first, with their attention if asked. A sentence is
+    done when K hypotheses have finished (a hypothesis may only finish while among the K best,
+    as in fairseq) or at its length limit, where the live hypotheses are finished as they are.
+    Done sentences leave the batch."""
+    B0, K, S, device = src.size(0), beam_size, src.size(1), src.device
+    if not 1 <= n_best <= K:
+        raise ValueError(f"n_best {n_best} must be within 1..beam size {K}")
     limits0 = max_lengths(src_lengths, max_len_ratio)                           # (B,)
     L = int(limits0.max())
     ids = dict(dtype=torch.long, device=device)
-    result = torch.full((B0, L), eos_id, **ids)
     # K rows a sentence from the start, one of them live: the products of the first step then
     # have the row count of the others (bf16 products round by row count), as they always had
     enc = model.encode(src, src_lengths).select(
@@ -86,41 +112,129 @@ def beam_search(model: Any, src: torch.Tensor, src_lengths: torch.Tensor,
     scores = torch.full((B0, K), float("-inf"), device=device)
     scores[:, 0] = 0.0                                  # one live hypothesis per sentence at t=0
     history = torch.empty(B0, K, 0, **ids)                                      # (B, K, t)
-    best_score = torch.full((B0,), float("-inf"), device=device)
-    best_tokens = torch.full((B0, L), eos_id, **ids)                            # (B, L)
+    seen = torch.empty(B0, K, 0, S, device=device) if attention else None     # (B, K, t, S)
+    finished = _Finished.empty(B0, n_best, L, S if attention else 0, eos_id, device)
+    result = _Finished.empty(B0, n_best, L, S if attention else 0, eos_id, device)
     n_finished = torch.zeros(B0, **ids)
     sent, limits = torch.arange(B0, device=device), limits0  # original index of active ones
     for t in range(L):
-        logp, enc, _ = model.decode_step(prev, enc)                             # (B*K, V)
+        logp, enc, weights = model.decode_step(prev, enc)                       # (B*K, V)
         top_scores, origin, token = best_continuations(scores, logp, 2 * K)     # (B, 2K)
         last = (t + 1) >= limits                                                # (B,)
         ends = ((token == eos_id) | last.unsqueeze(1)) & (top_scores > float("-inf"))
         penalty = ((5.0 + t + 1) / 6.0) ** length_penalty  # length t tokens + EOS
-        best_score = _finish(top_scores[:, :K] / penalty, ends[:, :K], history, origin, token,
-                             best_score, best_tokens, n_finished)
+        B = history.size(0)
+        steps = weights.view(B, K, 1, -1) if attention else None               # (B, K, 1, S)
+        finished = finished.add(top_scores[:, :K], penalty, ends[:, :K],
+                                _extended(history, origin[:, :K], token[:, :K]),
+                                _extended(seen, origin[:, :K], steps) if attention else None)
+        n_finished += ends[:, :K].sum(1)
         done = (n_finished >= K) | last                                         # (B,)
         n_done = int(done.sum())
         if n_done:
-            result[sent[done]] = best_tokens[done]
+            result.put(sent[done], finished.rows(done.nonzero().squeeze(1)))
             if n_done == done.numel():
                 break
         live = top_scores.masked_fill(ends, float("-inf"))                      # (B, 2K)
         scores, pick = live.topk(K, dim=-1)                                     # (B, K) best live
         origin, token = origin.gather(1, pick), token.gather(1, pick)           # (B, K)
-        B = history.size(0)
         keep = (~done).nonzero().squeeze(1) if n_done else None                 # (B',)
         if keep is not None:  # sentences left: their rows go
             scores, origin, token, sent, limits = (x[keep] for x in
                                                    (scores, origin, token, sent, limits))
-            best_score, best_tokens, n_finished = (x[keep] for x in
-                                                   (best_score, best_tokens, n_finished))
+            finished, n_finished = finished.rows(keep), n_finished[keep]
         kept = torch.arange(B, device=device) if keep is None else keep         # (B',)
         rows = (kept.unsqueeze(1) * K + origin).view(-1)                        # (B'*K,) of B*K
         history = torch.cat([history.view(B * K, t)[rows].view(*token.shape, t),
                              token.unsqueeze(-1)], dim=-1)                      # (B', K, t+1)
+        if attention:
+            seen = torch.cat([seen.view(B * K, t, S)[rows],
+                              weights[rows].unsqueeze(1)], dim=1).view(*token.shape, t + 1, S)
         enc = enc.select(keep, rows)
         prev = token.view(-1)
-    return [_cut(seq, eos_id, n) for seq, n in zip(result.tolist(), limits0.tolist())]
+    return result.hypotheses(limits0, src_lengths)
+
+
+def _extended(past: torch.Tensor, origin: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """Each candidate's past (B, K, t, ...) taken from the hypothesis it continues, `origin`
+    (B, K), with this step's entry after it: `step` (B, K) is the candidates' own (tokens),
+    (B, K, 1, ...) the hypotheses' (attention) -> (B, K, t+1, ...)."""
+    def by_origin(x: torch.Tensor) -> torch.Tensor:
+        index = origin.view(*origin.shape, *[1] * (x.dim() - 2)).expand(-1, -1, *x.shape[2:])
+        return x.gather(1, index)
+
+    own = step.unsqueeze(-1) if step.dim() == 2 else by_origin(step)
+    return torch.cat([by_origin(past), own], dim=2)
+
+
+@dataclass
+class _Finished:
+    """The F best finished hypotheses of each of B sentences, best first: normalised scores
+    (B, F) (-inf: none yet), log-probabilities (B, F), tokens (B, F, L) (EOS after the end),
+    attention (B, F, L, S) (S = 0 when not kept)."""
+    norm: torch.Tensor
+    score: torch.Tensor
+    tokens: torch.Tensor
+    attention: torch.Tensor
+    eos_id: int
+
+    @classmethod
+    def empty(cls, B: int, F: int, L: int, S: int, eos_id: int, device: torch.device
+              ) -> "_Finished":
+        return cls(torch.full((B, F), float("-inf"), device=device),
+                   torch.zeros(B, F, device=device),
+                   torch.full((B, F, L), eos_id, dtype=torch.long, device=device),
+                   torch.zeros(B, F, L, S, device=device), eos_id)
+
+    def add(self, score: torch.Tensor, penalty: float, ends: torch.Tensor, tokens: torch.Tensor,
+            attention: torch.Tensor | None) -> "_Finished":
+        """Candidates (B, K), best first, of which `ends` finish, with their tokens (B, K, t+1)
+        and attention (B, K, t+1, S) -> the F best of the kept and the new. Ties keep the
+        earlier (a stable sort): the best is the first hypothesis that reached the best score."""
+        F, L = self.tokens.shape[1:]
+        norm = (score / penalty).masked_fill(~ends, float("-inf"))              # (B, K)
+        order = torch.cat([self.norm, norm], 1).sort(dim=1, descending=True,
+                                                     stable=True).indices[:, :F]  # (B, F)
+        pad = L - tokens.size(2)
+        tokens = torch.cat([self.tokens, nn_functional.pad(tokens, (0, pad), value=self.eos_id)],
+                           1)                                                   # (B, F+K, L)
+        kept = _Finished(torch.cat([self.norm, norm], 1).gather(1, order),
+                         torch.cat([self.score, score], 1).gather(1, order),
+                         tokens.gather(1, order.unsqueeze(-1).expand(-1, -1, L)), self.attention,
+                         self.eos_id)
+        if attention is not None:
+            attention = torch.cat([self.attention, nn_functional.pad(
+                attention, (0, 0, 0, pad))], 1)                                 # (B, F+K, L, S)
+            kept.attention = attention.gather(1, order.view(*order.shape, 1, 1).expand(
+                -1, -1, *attention.shape[2:]))
+        return kept
+
+    def rows(self, index: torch.Tensor) -> "_Finished":
+        return _Finished(self.norm[index], self.score[index], self.tokens[index],
+                         self.attention[index], self.eos_id)
+
+    def put(self, index: torch.Tensor, other: "_Finished") -> None:
+        """Write `other`'s sentences into rows `index` of this one."""
+        self.norm[index], self.score[index] = other.norm, other.score
+        self.tokens[index], self.attention[index] = other.tokens, other.attention
+
+    def hypotheses(self, limits: torch.Tensor, src_lengths: torch.Tensor
+                   ) -> list[list[Hypothesis]]:
+        """Per sentence, its finished hypotheses (tokens cut at EOS and at its `limits`)."""
+        keep_attention = self.attention.size(-1) > 0
+        out = []
+        for b, (norms, scores, seqs, limit) in enumerate(zip(
+                self.norm.tolist(), self.score.tolist(), self.tokens.tolist(), limits.tolist())):
+            hyps = []
+            for f, (norm, score, seq) in enumerate(zip(norms, scores, seqs)):
+                if norm == float("-inf"):
+                    continue
+                tokens = _cut(seq, self.eos_id, limit)
+                weights = self.attention[b, f, : len(tokens), : int(src_lengths[b])] \
+                    if keep_attention else None
+                hyps.append(Hypothesis(tokens, score, norm, weights))
+            out.append(hyps)
+        return out
 
 
 def best_continuations(scores: torch.Tensor, logp: torch.Tensor, n: int
@@ -189,25 +303,6 @@ def _block_columns(blocks: torch.Tensor, V: int) -> tuple[torch.Tensor, torch.Te
     block may be short; its missing columns point at V - 1)."""
     cols = blocks.unsqueeze(-1) * BLOCK + torch.arange(BLOCK, device=blocks.device)
     return cols.clamp(max=V - 1), cols < V
-
-
-def _finish(norm: torch.Tensor, ends: torch.Tensor, history: torch.Tensor, origin: torch.Tensor,
-            token: torch.Tensor, best_score: torch.Tensor, best_tokens: torch.Tensor,
-            n_finished: torch.Tensor) -> torch.Tensor:
-    """Hypotheses that end among the K best candidates (`ends`, (B, K); `norm`: their
-    length-normalised scores, best first) count as finished; each sentence keeps its best one
-    in `best_tokens` (B, L) (updated in place, as is `n_finished` (B,)). Candidates come best
-    first, so a sentence's best new finished hypothesis is its first one; it replaces the kept
-    one only if strictly better. -> the new best scores."""
-    B, t = norm.size(0), history.size(-1)
-    first = ends.int().argmax(1, keepdim=True)                                  # (B, 1)
-    score = norm.gather(1, first).squeeze(1)                                    # (B,)
-    better = ends.any(1) & (score > best_score)                                 # (B,)
-    seq = torch.cat([history[torch.arange(B, device=norm.device), origin.gather(1, first)[:, 0]],
-                     token.gather(1, first)], dim=1)                            # (B, t+1)
-    best_tokens[:, : t + 1] = torch.where(better.unsqueeze(1), seq, best_tokens[:, : t + 1])
-    n_finished += ends.sum(1)
-    return torch.where(better, score, best_score)
 
 
 def _cut(seq: list[int], eos_id: int, limit: int) -> list[int]:

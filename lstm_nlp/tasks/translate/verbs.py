@@ -19,6 +19,7 @@ from lstm_nlp.reporting import markdown
 from lstm_nlp.tasks.base import EvalRequest, overridden
 from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.tasks.translate.ensemble import Ensemble, check_members
+from lstm_nlp.tasks.translate.output import Details, detailed_lines
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
 from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
 from lstm_nlp.training import checkpoint, runtime
@@ -98,17 +99,26 @@ def load_translator(paths: list[Path], verb: str, device: torch.device,
 def translate(model_paths: list[Path], input_path: Path | None, output: TextIO, stdin: TextIO,
               beam: int | None = None, length_penalty: float | None = None,
               max_len_ratio: float | None = None, batch_size: int | None = None,
-              precision: str | None = None, device: str | None = None) -> None:
+              precision: str | None = None, device: str | None = None,
+              details: Details | None = None) -> None:
+    """Translations of stdin's (or the file's) lines, one per line; `details` asks for n-best
+    lists, scores, alignments or attention instead (output.py)."""
     check_input(input_path)  # refused before the model loads, as is a device not here
+    details = details or Details()
+    if details.wanted and beam is not None:
+        details.check(beam)  # an impossible request is refused before the model loads
     where = runtime.prepare_inference(device, precision)
     model, tok, recipe = load_translator(model_paths, "translate", where)
     opts = decode_options(recipe, where, beam, length_penalty, max_len_ratio, batch_size,
                           precision)
+    details.check(opts.beam_size)
     n, start, unknown = 0, time.perf_counter(), UnknownText(tok.src)
     with torch.inference_mode():
         for lines in read_input_lines(stdin, input_path, max(opts.batch_size * 8, 1024)):
-            for hyp in translate_lines(model, tok, lines, opts):
-                output.write(hyp + "\n")
+            out = detailed_lines(model, tok, lines, opts, details, first=n) if details.wanted \
+                else (hyp + "\n" for hyp in translate_lines(model, tok, lines, opts))
+            for text in out:  # an output file (atomic) has write, not writelines
+                output.write(text)
             output.flush()
             unknown.check(lines, first_line=n + 1)
             n += len(lines)
