@@ -4,6 +4,9 @@ and turning raw source lines into raw target lines with greedy or beam search.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+import torch
 
 import numpy as np
 
@@ -16,7 +19,8 @@ from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.tasks.translate.config import TranslateRecipe as Recipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
-from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
+from lstm_nlp.tasks.translate.search import (Hypothesis, beam_hypotheses, beam_search,
+                                             greedy_decode)
 from lstm_nlp.training import runtime
 from lstm_nlp.training.devices import device_of, to_device
 
@@ -128,21 +132,48 @@ def teacher_forced(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]]
 def translate_ids(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
                   opts: DecodeOptions) -> list[str]:
     """Source ids -> detokenized target strings, in input order; empty sources give ''."""
-    out = [""] * len(src)
+    t = tok.tgt
+
+    def decode(src_t: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        if opts.beam_size == 1:
+            ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id, opts.max_len_ratio)
+        else:
+            ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
+                              opts.length_penalty, opts.max_len_ratio)
+        return t.decode(ids)
+
+    return [hyp or "" for hyp in _by_length(model, tok, src, opts, decode)]
+
+
+def translate_hypotheses(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
+                         opts: DecodeOptions, n_best: int = 1, attention: bool = False
+                         ) -> list[list[Hypothesis]]:
+    """Source ids -> each sentence's `n_best` best hypotheses (beam search, at beam size 1 too;
+    token ids, scores, attention when asked), in input order; empty sources get none."""
+    t = tok.tgt
+
+    def decode(src_t: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        return beam_hypotheses(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
+                               opts.length_penalty, opts.max_len_ratio, n_best, attention)
+
+    return [hyps or [] for hyps in _by_length(model, tok, src, opts, decode)]
+
+
+def _by_length(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
+               opts: DecodeOptions, decode: Callable[[torch.Tensor, torch.Tensor], list]
+               ) -> list:
+    """`decode` (padded source ids (B, S), lengths (B,) -> one result per sentence) over the
+    non-empty sources in batches of similar lengths -> results in input order (None for the
+    empty ones)."""
+    out = [None] * len(src)
     todo = [i for i, s in enumerate(src) if s]
-    t, device = tok.tgt, device_of(model)
+    device = device_of(model)
     with inference(model), runtime.autocast(opts.precision, device):
         for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
             rows = [todo[j] for j in chunk]
-            src_t, lengths = to_device(pad([src[i] for i in rows], t.pad_id), device)
-            if opts.beam_size == 1:
-                ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id,
-                                    opts.max_len_ratio)
-            else:
-                ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
-                                  opts.length_penalty, opts.max_len_ratio)
-            for i, hyp in zip(rows, t.decode(ids)):
-                out[i] = hyp
+            src_t, lengths = to_device(pad([src[i] for i in rows], tok.tgt.pad_id), device)
+            for i, result in zip(rows, decode(src_t, lengths)):
+                out[i] = result
     return out
 
 
