@@ -27,8 +27,8 @@ from lstm_nlp.training.run import train as train_run
 
 from conftest import tiny_lm_recipe, tiny_recipe, write_corpus, write_recipe, write_text_corpus
 from test_classify import tiny_classify_recipe, write_sentiment
+from test_signals import lstm_nlp, wait_for_step
 
-ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 LIMITS = {"max_steps": 30, "max_epochs": 0, "valid_every": 30, "early_stopping_metric": "loss",
@@ -111,21 +111,6 @@ def test_two_processes_train_like_one_accumulating_two_batches(task, two_process
         f"{task}: largest difference {worst:.3g} (largest weight {scale:.3g})"
 
 
-def lstm_nlp(*args: str, cwd: Path) -> subprocess.Popen:
-    """`python -m lstm_nlp ARGS` in a session of its own (killpg reaches it and only it), with
-    the stop signals at their defaults."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-    def default_signals():
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-
-    return subprocess.Popen([sys.executable, "-m", "lstm_nlp", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, preexec_fn=default_signals)
-
-
 def wait_until(ready, proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
@@ -160,7 +145,8 @@ def test_a_run_killed_with_sigkill_resumes_to_the_weights_of_an_uninterrupted_on
     parent), and `--resume --nproc 2` ends with the uninterrupted run's weights, bit for bit."""
     folder = two_process_runs
     recipe, run = folder / "resume.yaml", folder / "killed"
-    proc = lstm_nlp("train", str(recipe), "--nproc", "2", "--run-dir", str(run), cwd=folder)
+    proc = lstm_nlp("train", str(recipe), "--nproc", "2", "--run-dir", str(run), cwd=folder,
+                    new_session=True)
     checkpoints = random.randint(1, 3)
     wait_until(lambda: rows(run) >= checkpoints and len(children(proc.pid)) == 2, proc)
     time.sleep(random.uniform(0, 0.3))
@@ -195,27 +181,10 @@ def long_recipe(tmp_path, corpus) -> Path:
         "early_stopping_metric": "loss"}))
 
 
-def wait_for_step(proc: subprocess.Popen, step: int) -> bytes:
-    """The launcher's stderr (rank 0's lines) up to its log line of `step`."""
-    import re
-    import select
-
-    fd, seen, deadline = proc.stderr.fileno(), b"", time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            chunk = os.read(fd, 1 << 16)
-            seen += chunk
-            logged = [int(n) for n in re.findall(rb"^step (\d+) ", seen, re.MULTILINE)]
-            if logged and max(logged) >= step:
-                return seen
-            assert chunk, seen.decode()
-    raise AssertionError(f"no step {step} in: {seen.decode()[-2000:]}")
-
-
 def test_sigterm_to_the_launcher_saves_one_checkpoint_and_exits_143(tmp_path, long_recipe):
     proc = lstm_nlp("train", str(long_recipe), "--nproc", "2", "--run-dir", str(tmp_path / "run"),
                     cwd=tmp_path)
-    seen = wait_for_step(proc, 3)
+    seen = wait_for_step(proc, 3, timeout=180)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     err = (seen + err).decode()
@@ -232,7 +201,7 @@ def test_a_process_that_dies_ends_the_run_with_one_line(tmp_path, long_recipe):
     rank that died; in bounded time (well under torchrun's 30 s shutdown grace)."""
     proc = lstm_nlp("train", str(long_recipe), "--nproc", "2", "--run-dir", str(tmp_path / "run"),
                     cwd=tmp_path)
-    seen = wait_for_step(proc, 2)
+    seen = wait_for_step(proc, 2, timeout=180)
     rank1 = next(pid for pid in children(proc.pid)
                  if b"RANK=1\0" in Path(f"/proc/{pid}/environ").read_bytes())
     killed_at = time.monotonic()

@@ -280,20 +280,21 @@ class Trainer:
         an all-reduce before its backward), times their number, which DDP's average divides
         back: so the averaged gradient is that of one batch of all the ranks' items. A rank
         without a batch runs the step's first one, weighted 0, to take part in the average."""
-        own = list(batches) or [self.next_batch()]
+        own = list(batches) or [self.next_batch()]  # without a batch: a stand-in
         outs: list[LossOutput] = []
-        total, n_batches = 0, len(batches)
+        total, combined = 0, None
         for i, batch in enumerate(own):
             last = i == len(own) - 1
             with self.replica.syncing(last):
                 with runtime.autocast(self.cfg.precision, self.device):
                     out = self.replica.loss(batch)
-                outs += [out] if batches else []
+                if batches:
+                    outs.append(out)
                 total, before = total + out.share(), total
                 mean = total  # the divisor of the mean the gradients hold after this batch
                 if last and self.group.several:
-                    step_out, n_batches = self.group.combined(outs)
-                    mean = step_out.share() / self.group.size
+                    combined = self.group.combined(outs)  # (the step's output, its batches)
+                    mean = combined[0].share() / self.group.size
                 objective = out.objective()
                 if not batches:
                     objective = objective * 0.0
@@ -302,7 +303,7 @@ class Trainer:
                         self.rescale_gradients(before / mean)
                     objective = objective * (out.share() / mean)
                 self.scaler.scale(objective).backward()
-        return (step_out if self.group.several else LossOutput.combined(outs)), n_batches
+        return combined or (LossOutput.combined(outs), len(outs))
 
     def rescale_gradients(self, factor: float) -> None:
         for p in self.model.parameters():
