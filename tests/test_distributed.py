@@ -330,3 +330,35 @@ def test_the_cpu_time_of_the_training_processes_is_read_from_proc():
         pytest.skip("no /proc")
     spent = threads.processes_cpu_seconds((os.getpid(), 2 ** 22 + 7))  # the second: no such pid
     assert 0 < spent <= time.process_time() + 0.1
+
+
+def test_a_chain_under_torchrun_is_refused_in_one_line(tmp_path, corpus, monkeypatch):
+    write_recipe(tmp_path / "r.yaml", tiny_recipe(corpus))
+    chained = write_recipe(tmp_path / "chain.yaml", {"task": "chain",
+                                                     "stages": ["r.yaml", "r.yaml"]})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match="a chain recipe trains in one process"):
+        train_run(chained, [], run_dir=tmp_path / "run")
+
+
+def test_a_lost_peer_is_one_line_and_the_other_ranks_errors_go_to_torchruns_file(
+        tmp_path, monkeypatch):
+    """gloo's broken connection becomes PeerLost; a rank other than 0, muted, leaves its own
+    error's line in the file torchrun reads (a ProcessFailure's message)."""
+    monkeypatch.setattr(distributed.signal, "signal", lambda *args: None)  # keep pytest's
+    error_file = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    gloo = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error "
+                        "[127.0.0.1]:21672: Connection reset by peer.")
+    with pytest.raises(distributed.PeerLost, match="rank 0: another process of this run"):
+        with distributed.reported(distributed.Group(rank=0, size=2)):
+            raise gloo
+    assert not error_file.exists()  # rank 0 prints its own
+    with pytest.raises(ConfigError):
+        with distributed.reported(distributed.Group(rank=1, size=2)):
+            raise ConfigError("data: no such file")
+    assert json.loads(error_file.read_text())["message"] == "data: no such file"
+    with pytest.raises(ValueError):  # not a lost peer, not a domain error: as it was
+        with distributed.reported(distributed.Group(rank=1, size=2)):
+            raise ValueError("a bug")
