@@ -486,6 +486,8 @@ class Trainer:
                                       f"{self.cfg.early_stopping_metric} "
                                       f"in {self.cfg.patience} validations")
                             break
+                        if (reason := self.group.from_main(self.reporter.stop_reason)):
+                            break  # a search's pruner (rank 0's reporter decides for all)
                     if (signum := self.stop_signal()):
                         self.interrupt(signum)
                     if (reason := self.limit_reached()):

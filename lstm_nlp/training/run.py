@@ -11,15 +11,16 @@ from __future__ import annotations
 import functools
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from lstm_nlp.config import Recipe, load_recipe, save_recipe
 from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
+from lstm_nlp.reporting import board as boards
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.tasks import chain, registry
-from lstm_nlp.training import checkpoint, distributed
+from lstm_nlp.training import checkpoint, distributed, insight
 from lstm_nlp.training import loop as trainer
 from lstm_nlp.training import runtime
 
@@ -27,13 +28,16 @@ from lstm_nlp.training import runtime
 # experiment: a run started on the CPU may go on on a GPU).
 RESUMABLE_CHANGES = {"name", "train.max_steps", "train.max_epochs", "train.max_minutes",
                      "train.valid_every", "train.log_every", "train.threads", "train.patience",
-                     "train.device", "train.keep_checkpoints"}
+                     "train.device", "train.keep_checkpoints", "train.tensorboard"}
 
 
 def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
           overwrite: bool = False, resume: bool = False,
-          on_step: Callable[[int], None] | None = None, device: str | None = None) -> Path:
-    """`device` (--device) stands for `--set train.device=...`; for a chain, in every stage."""
+          on_step: Callable[[int], None] | None = None, device: str | None = None,
+          make_reporter: Callable[[Path, str, Any], reporting.Reporter] = reporting.Reporter) -> Path:
+    """`device` (--device) stands for `--set train.device=...`; for a chain, in every stage.
+    `make_reporter(metrics_path, unit, board)` builds the object that shows and logs the
+    training (a search gives its trials one that reports to the study and may stop them)."""
     given = [f"train.device={device}"] if device else []
     recipe = load_recipe(recipe_path, [*overrides, *given])
     run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.name
@@ -45,17 +49,20 @@ def train(recipe_path: Path, overrides: list[str], run_dir: Path | None = None,
         return chain.train_chain(Path(recipe_path), recipe, overrides, run_dir, overwrite,
                                  resume, on_step, train_stage=train, device=device)
     where = runtime.training_device(recipe.train, device is not None)  # before anything is built
+    if recipe.train.tensorboard:
+        boards.check_installed()
     where = distributed.rank_device(where, place, "--device" if device else "train.device")
     group = distributed.join(where, place)
     if not group.is_main:
         reporting.mute()  # rank 0 speaks for the run
     with distributed.reported(group):
-        return _train(recipe, run_dir, overwrite, resume, on_step, where, group)
+        return _train(recipe, run_dir, overwrite, resume, on_step, where, group, make_reporter)
 
 
 def _train(recipe: Recipe, run_dir: Path, overwrite: bool, resume: bool,
            on_step: Callable[[int], None] | None, where: torch.device,
-           group: distributed.Group) -> Path:
+           group: distributed.Group,
+           make_reporter: Callable[[Path, str, Any], reporting.Reporter]) -> Path:
     """`train` on its device, in its group of processes (alone by default)."""
     resume = group.from_main(functools.partial(_prepare, run_dir, recipe, overwrite, resume))
     runtime.tune_allocator()
@@ -80,8 +87,11 @@ def _train(recipe: Recipe, run_dir: Path, overwrite: bool, resume: bool,
     processes = f"; {group.size} processes" if group.several else ""
     reporting.info(f"device: {where} (train.device {recipe.train.device}), precision "
                    f"{recipe.train.precision}{processes}")
-    metrics = run_dir / "metrics.jsonl" if group.is_main else None
-    reporter = reporting.Reporter(metrics, spec.unit)
+    if group.is_main:
+        board = insight.board_for(recipe, run_dir, spec, model, task)
+        reporter = make_reporter(run_dir / "metrics.jsonl", spec.unit, board)
+    else:  # the others log and show nothing
+        reporter = reporting.Reporter(None, spec.unit)
     stopping = spec.metrics[recipe.train.early_stopping_metric]
     result = trainer.fit(model, task, recipe.train, run_dir, reporter, extra, resume, stopping,
                          on_step, group)
@@ -99,7 +109,11 @@ def _train(recipe: Recipe, run_dir: Path, overwrite: bool, resume: bool,
     except DataError as e:  # no or bad test split: the trained run and its report still stand
         reporting.info(f"no test evaluation: {e}")
         test = None
-    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best, where)
+    rows = reporting.read_metrics(run_dir / "metrics.jsonl")
+    looks = insight.report_sections(run_dir, recipe, spec, rows, result.state.best_step,
+                                    test, model, task, board)
+    _write_train_report(run_dir, recipe, result, n_params, test, spec.unit_long, best, where,
+                        looks)
     return run_dir
 
 
@@ -128,14 +142,20 @@ def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
     if (run_dir / "best.pt").is_file() and not (run_dir / "last.pt").is_file():
         raise ConfigError(f"--resume: no last.pt in {run_dir} (best.pt alone cannot be "
                           "continued); nothing to resume")
-    saved = _flatten(load_recipe(saved_path).to_dict())
-    new = _flatten(recipe.to_dict())
-    changed = [k for k in new if new[k] != saved.get(k) and k not in RESUMABLE_CHANGES]
-    if changed:
-        k = changed[0]
+    if (change := recipe_change(load_recipe(saved_path).to_dict(), recipe.to_dict())):
+        k, was, now = change
         raise ConfigError(f"--resume: the recipe differs from the run's at {k} "
-                          f"({saved.get(k)!r} in the run, {new[k]!r} now); only "
+                          f"({was!r} in the run, {now!r} now); only "
                           f"{', '.join(sorted(RESUMABLE_CHANGES))} may change")
+
+
+def recipe_change(saved: dict, new: dict) -> tuple[str, object, object] | None:
+    """The first key (a.b) whose value differs between two recipes (as dicts) and may not
+    change on resume, with its value in each; None when there is none (a search's --resume
+    asks this too)."""
+    saved, new = _flatten(saved), _flatten(new)
+    key = next((k for k in new if new[k] != saved.get(k) and k not in RESUMABLE_CHANGES), None)
+    return None if key is None else (key, saved.get(key), new[key])
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
@@ -154,9 +174,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResult,
                         n_params: int, test: dict | None, unit: str, best: str,
-                        device: torch.device) -> None:
+                        device: torch.device, looks: tuple[str, str] = ("", "")) -> None:
     """report.json and report.md; `best` is the best validation score as the validation table
-    formats it (accuracy as a percentage: a rounded 1 would hide whether it is 100%)."""
+    formats it (accuracy as a percentage: a rounded 1 would hide whether it is 100%); `looks`:
+    the figures section, after the validation curve, and the gate statistics, at the end."""
     rows = reporting.read_metrics(run_dir / "metrics.jsonl")
     s = result.state
     test_md = test.pop("markdown") if test else []
@@ -175,6 +196,7 @@ def _write_train_report(run_dir: Path, recipe: Recipe, result: trainer.TrainResu
           f"precision {recipe.train.precision} on {device}.\n",
           f"Best validation {recipe.train.early_stopping_metric}: {best} at step "
           f"{s.best_step:,} (`best.pt`); last checkpoint `last.pt`; resolved recipe "
-          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit), *test_md]
+          f"`recipe.yaml`.\n", "## Validation curve\n", reporting.curve_table_md(rows, unit),
+          looks[0], *test_md, looks[1]]
     (run_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
     reporting.info(f"report: {run_dir / 'report.md'}")

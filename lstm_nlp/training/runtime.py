@@ -12,6 +12,7 @@ import torch
 
 from lstm_nlp import filesystem
 from lstm_nlp.config.sections import TrainConfig
+from lstm_nlp.data.token_store import RUN_CACHE
 from lstm_nlp.errors import ConfigError
 from lstm_nlp.training import devices
 from lstm_nlp.training import threads as threads_module
@@ -122,7 +123,8 @@ def prepare_run_dir(path: Path, overwrite: bool, resume: bool) -> Path:
             raise ConfigError(f"run folder {path} already exists; use --resume to continue it, "
                               "--overwrite to replace it, or --run-dir to pick another")
         filesystem.check_removable(path, "run folder")
-        filesystem.empty_folder(path, "run folder")
+        # the token store and tokenizer cache stays: a store is reused only for its own data
+        filesystem.empty_folder(path, "run folder", keep=(RUN_CACHE,))
     with filesystem.refused("cannot create run folder", path):
         path.mkdir(parents=True, exist_ok=True)
     check_writable(path)

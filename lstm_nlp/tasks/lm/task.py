@@ -31,7 +31,8 @@ def token_stream(tok: Tokenizer, lines: list[str]) -> torch.Tensor:
 
 def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Cut the stream into `batch_size` parallel streams, one per column; the tail that does not
-    fill a row is dropped. With the alphabet as the stream and batch_size 4:
+    fill a row is dropped. A view, not a copy: a stream mapped from a token store stays on disk
+    (`window` copies out what a step reads). With the alphabet as the stream and batch_size 4:
 
         a g m s
         b h n t        each column continues in the next batch window, so the hidden
@@ -41,7 +42,7 @@ def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
         f l r x        -> (T, B) = (6, 4); y, z dropped
     """
     steps = stream.numel() // batch_size
-    return stream[: steps * batch_size].view(batch_size, steps).t().contiguous()  # (T, B)
+    return stream[: steps * batch_size].view(batch_size, steps).t()  # (T, B)
 
 
 def bptt_windows(n_steps: int, bptt: int, variable: bool, seed: int, epoch: int
@@ -71,7 +72,10 @@ class Window:
 
 
 def window(data: torch.Tensor, start: int, length: int) -> Window:
-    return Window(data[start: start + length], data[start + 1: start + 1 + length], start)
+    """The window's inputs and targets as int64 ids of their own (the stream may be uint16 or
+    uint32, as a token store keeps it)."""
+    return Window(data[start: start + length].long().contiguous(),                  # (T, B)
+                  data[start + 1: start + 1 + length].long().contiguous(), start)
 
 
 class LanguageModelTask:
@@ -157,13 +161,13 @@ def stream_nll(model: LanguageModel, stream: torch.Tensor, batch_size: int, bptt
     """Mean NLL per predicted token of a stream, perplexity, bits per token, next-token accuracy.
     Batch size 1 scores every token with its full left context (the published setting)."""
     batch_size = max(1, min(batch_size, (stream.numel() - 1)))
-    data = batchify(stream, batch_size).to(device_of(model))                    # (T, B)
+    data, device = batchify(stream, batch_size), device_of(model)               # (T, B)
     nll, n, correct = 0.0, 0, 0
     with inference(model):
         state = model.init_state(batch_size)
         for start, length in bptt_windows(data.size(0), bptt, False, 0, 0):
             w = window(data, start, length)
-            out, state = model.loss(w.inputs, w.targets, state)
+            out, state = model.loss(w.inputs.to(device), w.targets.to(device), state)
             nll, n, correct = nll + float(out.loss), n + out.n_tokens, correct + out.n_correct
     mean = nll / max(n, 1)
     return {"nll": mean, "ppl": metrics.perplexity(nll, n), "bits_per_token": mean / math.log(2),
