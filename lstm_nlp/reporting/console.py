@@ -35,6 +35,12 @@ def counted(n: int, noun: str, plural: str = "") -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
+def mute() -> None:
+    """Print nothing from here on: a training process other than rank 0, which speaks for the
+    run (its own errors go to torchrun, training/distributed.py)."""
+    console.quiet = True
+
+
 def info(message: str) -> None:
     console.print(message)
 

@@ -15,6 +15,7 @@ from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.tasks.lm.config import LMRecipe
 from lstm_nlp.tasks.lm.model import LanguageModel, State, detach
+from lstm_nlp.training import distributed
 from lstm_nlp.training.devices import device_of
 
 
@@ -67,6 +68,7 @@ class Window:
     inputs: torch.Tensor   # (T, B)
     targets: torch.Tensor  # (T, B) the inputs shifted by one position
     start: int             # 0: the streams begin here, so the hidden state starts at zero
+    part: int = 0          # which batch_size streams of the training data (see LanguageModelTask)
 
 
 def window(data: torch.Tensor, start: int, length: int) -> Window:
@@ -78,35 +80,51 @@ def window(data: torch.Tensor, start: int, length: int) -> Window:
 
 class LanguageModelTask:
     """The trainer's view of language modeling. The hidden state is carried from window to window
-    (detached between them), reset at the start of each epoch, and saved in checkpoints."""
+    (detached between them), reset at the start of each epoch, and saved in checkpoints.
+
+    A step's batch is batch_size streams, or P parts of batch_size streams each when the step
+    takes P batches (P = train.accum_steps times the number of training processes): the text is
+    cut into P * batch_size streams, and a step is one window over all of them, as P batches
+    of batch_size streams, each part carrying its own hidden state. The trainer shares a step's
+    batches out to the processes, so each computes (and carries the state of) its own parts."""
 
     def __init__(self, recipe: LMRecipe, train_stream: torch.Tensor, valid_stream: torch.Tensor):
         self.recipe = recipe
         tr = recipe.train
-        self.data = batchify(train_stream, tr.batch_size)                        # (T, B)
+        self.parts = tr.accum_steps * distributed.place().size
+        self.data = batchify(train_stream, tr.batch_size * self.parts)          # (T, P*B)
         if self.data.size(0) < 2:
             raise DataError(f"training text too short: {train_stream.numel()} tokens for "
-                            f"train.batch_size {tr.batch_size} streams")
+                            f"{self.data.size(1)} streams (train.batch_size {tr.batch_size}"
+                            f"{f' times {self.parts} batches a step' if self.parts > 1 else ''})")
         self.valid_stream = valid_stream
-        self.state: State | None = None
+        self.states: dict[int, State] = {}  # by part: those this process computed
 
     @property
     def n_tokens(self) -> int:
         return self.data.numel()
 
-    def epoch_batches(self, epoch: int) -> list[tuple[int, int]]:
+    def epoch_batches(self, epoch: int) -> list[tuple[int, int, int]]:
+        """(start, length, part): each window, once for each part of the streams."""
         tr = self.recipe.train
-        return bptt_windows(self.data.size(0), tr.bptt, tr.variable_bptt, self.recipe.seed, epoch)
+        windows = bptt_windows(self.data.size(0), tr.bptt, tr.variable_bptt, self.recipe.seed,
+                               epoch)
+        return [(start, length, part) for start, length in windows for part in range(self.parts)]
 
-    def collate(self, item: tuple[int, int]) -> Window:
-        return window(self.data, *item)
+    def collate(self, item: tuple[int, int, int]) -> Window:
+        start, length, part = item
+        b = self.recipe.train.batch_size
+        batch = window(self.data[:, part * b: (part + 1) * b], start, length)    # (T, B)
+        batch.part = part
+        return batch
 
     def loss(self, model: LanguageModel, batch: Window) -> LossOutput:
         tr = self.recipe.train
-        if batch.start == 0 or self.state is None:
-            self.state = model.init_state(batch.inputs.size(1))
-        out, state = model.loss(batch.inputs, batch.targets, self.state, tr.ar_alpha, tr.tar_beta)
-        self.state = detach(state)
+        state = self.states.get(batch.part)
+        if batch.start == 0 or state is None:
+            state = model.init_state(batch.inputs.size(1))
+        out, state = model.loss(batch.inputs, batch.targets, state, tr.ar_alpha, tr.tar_beta)
+        self.states[batch.part] = detach(state)
         if tr.loss_per == "sequence":  # sum over the window, mean over the streams
             out.normalizer = batch.inputs.size(1)
         return out
@@ -117,12 +135,25 @@ class LanguageModelTask:
         return {"val_loss": stats["nll"], "val_ppl": stats["ppl"], "val_acc": stats["acc"]}
 
     def state_dict(self) -> dict:
-        if self.state is None:
+        """The hidden state of the parts this process carries: per layer, theirs side by side
+        (B * parts columns), and with several parts which ones they are."""
+        if not self.states:
             return {}
-        return {"hidden": [h for h, _ in self.state], "cell": [c for _, c in self.state]}
+        parts = sorted(self.states)
+        layers = zip(*(self.states[p] for p in parts))  # per layer: each part's (h, c)
+        hidden, cell = zip(*((torch.cat([h for h, _ in s], 1), torch.cat([c for _, c in s], 1))
+                             for s in layers))
+        extra = {"parts": parts} if self.parts > 1 else {}
+        return {"hidden": list(hidden), "cell": list(cell), **extra}
 
     def load_state_dict(self, state: dict) -> None:
-        self.state = list(zip(state["hidden"], state["cell"])) if state else None
+        if not state:
+            self.states = {}
+            return
+        parts = state.get("parts", [0])
+        split = [(h.chunk(len(parts), 1), c.chunk(len(parts), 1))
+                 for h, c in zip(state["hidden"], state["cell"])]  # per layer, per part
+        self.states = {p: [(h[i], c[i]) for h, c in split] for i, p in enumerate(parts)}
 
 
 def stream_nll(model: LanguageModel, stream: torch.Tensor, batch_size: int, bptt: int

@@ -50,7 +50,7 @@ def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
     n_params = sum(p.numel() for p in model.parameters())
     tr = recipe.train
     reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
-                   f"{reporting.counted(tr.batch_size, 'stream')} of {task.data.size(0):,} tokens, "
+                   f"{reporting.counted(task.data.size(1), 'stream')} of {task.data.size(0):,} tokens, "
                    f"bptt {tr.bptt}"
                    f"{' (variable)' if tr.variable_bptt else ''}; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(),
