@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH_INDEX ?=
 BIN    := $(VENV)/bin
+DECODE_MODEL ?= runs/multi30k-en-de
 STAMP  := $(VENV)/.installed-stamp
 export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
@@ -51,6 +52,9 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_translate_speed.py
 	$(BIN)/python tests/benchmarks/bench_lm_speed.py
 	$(BIN)/python tests/benchmarks/bench_matmul.py
+	@if [ -e $(DECODE_MODEL) ]; then \
+		$(BIN)/python tests/benchmarks/bench_decode_speed.py --model $(DECODE_MODEL); \
+	else echo "decode speed: no $(DECODE_MODEL); train recipes/multi30k-en-de.yaml or give DECODE_MODEL=RUN"; fi
 
 clean:
 	rm -rf $(VENV) runs

@@ -20,8 +20,15 @@ DEMO_EN = Path(__file__).parent.parent / "data" / "demo" / "test.en"
     ("bench_onnx_translate.py", ["--model", str(FIXTURE), "--src", str(DEMO_EN), "--limit", "8",
                                  "--rounds", "1", "--beams", "1"],
      "beam 1 identical to onnxruntime's: torch fp32 8/8"),
+    ("bench_token_store.py", ["--gigabytes", "0.0003", "--steps", "2", "--more-steps", "1",
+                              "--eval-kb", "3", "--workdir", "{tmp}/bench"],
+     "stores reused by --resume and the second start: True"),
+    ("bench_decode_speed.py", ["--model", str(FIXTURE),
+                               "--src", str(DEMO_EN), "--limit", "20",
+                               "--rounds", "1"], "beam 5 fp32"),
 ])
-def test_benchmark_runs(script, args, expect):
+def test_benchmark_runs(script, args, expect, tmp_path):
+    args = [arg.format(tmp=tmp_path) for arg in args]
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -482,4 +482,5 @@ def test_an_ensemble_needs_classifiers_with_the_same_classes(tmp_path, trained_c
     result = runner.invoke(app, ["eval", "-m", str(tiny_lm_for_transfer), "-m",
                                  str(tiny_lm_for_transfer)])
     assert result.exit_code == 1
-    assert "several --model: ensembles are for classifiers" in result.stderr
+    assert "several --model: ensembles are for classifiers and translation models" in \
+        result.stderr

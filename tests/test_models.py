@@ -51,7 +51,7 @@ def test_teacher_forced_states_equal_step_by_step_states(attention, input_feedin
         enc = model.encode(src, lengths)
         for t in range(tgt_in.size(1)):
             out, state, _ = model.decoder.step(tgt_in[:, t], enc.state, enc.keys, enc.memory,
-                                               enc.mask)
+                                               enc.mask, enc.weights)
             enc.state = state
             assert torch.allclose(out, full[:, t], atol=1e-5)
 

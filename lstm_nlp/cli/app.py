@@ -42,7 +42,7 @@ def _plain_metavars() -> None:
 _plain_metavars()
 
 Model = Annotated[Path, typer.Option("--model", "-m", metavar="PATH", help="Run folder (uses best.pt) or .pt file.")]
-Models = Annotated[list[Path], typer.Option("--model", "-m", metavar="PATH", help="Run folder (uses best.pt) or .pt file; classifiers: repeat for an ensemble (mean probabilities).")]
+Models = Annotated[list[Path], typer.Option("--model", "-m", metavar="PATH", help="Run folder (uses best.pt) or .pt file; classifiers and translation: repeat for an ensemble (mean probabilities).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write here, not stdout.")]
 
 

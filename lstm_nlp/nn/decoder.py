@@ -37,6 +37,31 @@ class DecoderState:
                             self.feed.index_select(0, index))
 
 
+LayerWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # w_in (4H, H), w_hh (4H, H), bias
+
+
+@dataclass
+class StepWeights:
+    """The weights of an inference step, made once per search in the dtype of its arithmetic.
+    Why: under inference mode autocast casts a weight again at every use (its cache of casts
+    serves autograd only), and layer 0's weights are split and joined for input feeding; at 200
+    sentences a step those copies took a quarter of greedy decoding's time. Layer weights are
+    None without input feeding (nn.LSTM holds its own)."""
+    w_comb: torch.Tensor                 # (H, M + H) the attentional layer
+    w_emb: torch.Tensor | None           # (4H, E) the embedding's share of layer 0's gates
+    b_emb: torch.Tensor | None           # (4H,) layer 0's bias
+    w_rec0: torch.Tensor | None          # (4H, 2H) layer 0's share over [feed; h]
+    upper: list[LayerWeights] | None     # layers 1.. of the decoder
+
+
+def computed(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` in the dtype autocast computes products in here (as it is outside autocast)."""
+    where = weight.device.type
+    if torch.is_autocast_enabled(where):
+        return weight.to(torch.get_autocast_dtype(where))
+    return weight
+
+
 class AttentionDecoder(nn.Module):
     def __init__(self, embed: nn.Embedding, hidden_size: int, memory_size: int, num_layers: int,
                  attention: str, input_feeding: bool, dropout: float):
@@ -91,50 +116,83 @@ class AttentionDecoder(nn.Module):
         where = x_gates.device.type
         if torch.is_autocast_enabled(where):  # cast once here, not in every step: autocast
             w_rec0 = w_rec0.to(torch.get_autocast_dtype(where))  # caches leaf casts only
+        upper = [(self.w_in[n], self.w_hh[n], self.bias[n]) for n in range(1, self.num_layers)]
         outs = []
         for x_t in x_gates.unbind(1):  # unbind, not x_gates[:, t]: one gradient copy, not T
-            state, _ = self._step(x_t, state, w_rec0, keys, memory, mask)
+            state, _ = self._step(x_t, state, w_rec0, upper, self.combine.weight, keys, memory,
+                                  mask)
             outs.append(state.feed)
         return torch.stack(outs, dim=1)                                         # (B, T, H)
 
+    def step_weights(self) -> StepWeights:
+        """The weights of `step`, for a whole search (see StepWeights)."""
+        w_comb = computed(self.combine.weight)
+        if not self.input_feeding:
+            return StepWeights(w_comb, None, None, None, None)
+        w_emb, w_feed = self.w_in[0].split([self.embed.embedding_dim, self.hidden_size], dim=1)
+        upper = [(computed(self.w_in[n]), computed(self.w_hh[n]), computed(self.bias[n]))
+                 for n in range(1, self.num_layers)]
+        return StepWeights(w_comb, computed(w_emb.contiguous()), computed(self.bias[0]),
+                           computed(torch.cat([w_feed, self.w_hh[0]], dim=1)), upper)
+
     def step(self, prev: torch.Tensor, state: DecoderState, keys: torch.Tensor,
-             memory: torch.Tensor, mask: torch.Tensor
+             memory: torch.Tensor, mask: torch.Tensor, weights: StepWeights
              ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        """One step of inference: prev (B,) -> attentional state (B, H), new state, weights (B, S)."""
-        emb = self.embed(prev)                                                  # (B, E)
+        """One step of inference for N = B*K hypotheses, K per sentence (rows b*K ... b*K+K-1
+        are sentence b's): prev (N,), state rows (N, H), keys (B, S, Q), memory (B, S, M), mask
+        (B, S), `weights` from `step_weights` -> attentional state (N, H), new state, attention
+        weights (N, S). The K hypotheses of a sentence attend to its one copy of the memory."""
+        emb = self.embed(prev)                                                  # (N, E)
         if not self.input_feeding:
             h0, c0 = torch.stack(state.h), torch.stack(state.c)
-            out, (h, c) = self.rnn(emb.unsqueeze(1), (h0, c0))                  # (B, 1, H)
+            out, (h, c) = self.rnn(emb.unsqueeze(1), (h0, c0))                  # (N, 1, H)
             out = out.squeeze(1)
-            context, weights = self.attention(out, keys, memory, mask)
-            feed = torch.tanh(self.combine(torch.cat([context, out], -1)))
-            return feed, DecoderState(list(h.unbind(0)), list(c.unbind(0)), feed), weights
-        E = emb.size(-1)
-        w_emb, w_feed = self.w_in[0].split([E, self.hidden_size], dim=1)
-        w_rec0 = torch.cat([w_feed, self.w_hh[0]], dim=1)
-        state, weights = self._step(linear(emb, w_emb, self.bias[0]), state, w_rec0, keys,
-                                    memory, mask)
-        return state.feed, state, weights
+            context, att = _attend(self.attention, out, keys, memory, mask)
+            feed = torch.tanh(linear(torch.cat([context, out], -1), weights.w_comb))
+            return feed, DecoderState(list(h.unbind(0)), list(c.unbind(0)), feed), att
+        state, att = self._step(linear(emb, weights.w_emb, weights.b_emb), state,
+                                weights.w_rec0, weights.upper, weights.w_comb, keys, memory,
+                                mask)
+        return state.feed, state, att
 
     def _step(self, x_gates: torch.Tensor, state: DecoderState, w_rec0: torch.Tensor,
+              upper: list[LayerWeights], w_comb: torch.Tensor,
               keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
               ) -> tuple[DecoderState, torch.Tensor]:
-        """Input-feeding step: x_gates (B, 4H) is the embedding's share of layer 0's gates."""
-        hs, cs = [], []
-        x = None
-        for layer in range(self.num_layers):
-            if layer == 0:
-                gates = x_gates + linear(torch.cat([state.feed, state.h[0]], 1), w_rec0)
-            else:
-                gates = linear(x, self.w_in[layer], self.bias[layer]) + \
-                    linear(state.h[layer], self.w_hh[layer])                    # (B, 4H)
+        """Input-feeding step: x_gates (N, 4H) is the embedding's share of layer 0's gates;
+        `upper` holds the weights of layers 1.. (w_in, w_hh, bias). N rows, N/B per sentence of
+        the memory (B, S, M): 1 in training, K in beam search."""
+        gates = x_gates + linear(torch.cat([state.feed, state.h[0]], 1), w_rec0)   # (N, 4H)
+        h, c = _lstm_cell(gates, state.c[0])
+        hs, cs = [h], [c]
+        for layer, (w_in, w_hh, bias) in enumerate(upper, start=1):
+            gates = linear(self.dropout(h), w_in, bias) + linear(state.h[layer], w_hh)
             h, c = _lstm_cell(gates, state.c[layer])
             hs.append(h)
             cs.append(c)
-            x = self.dropout(h) if layer + 1 < self.num_layers else h
-        context, weights = self.attention(x, keys, memory, mask)               # (B, M), (B, S)
-        feed = self.dropout(torch.tanh(self.combine(torch.cat([context, x], 1))))  # (B, H)
+        context, weights = _attend(self.attention, h, keys, memory, mask)      # (N, M), (N, S)
+        feed = self.dropout(torch.tanh(linear(torch.cat([context, h], 1), w_comb)))  # (N, H)
         return DecoderState(hs, cs, feed), weights
+
+
+def _attend(attention: Attention, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
+            mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """query (N, Q), N = B*K rows, K per sentence -> context (N, M), weights (N, S).
+
+    The k-th hypotheses of all sentences attend together, one call per k, against the one copy
+    of each sentence's memory. One (K, Q) x (Q, S) product per sentence would round differently
+    (bf16 products of one row and of K rows sum in another order: 1 value in 50,000 moves by a
+    unit, which changed 2% of a test set's beam-5 outputs), and output must not depend on how
+    many hypotheses share a sentence."""
+    B = keys.size(0)
+    K = query.size(0) // B
+    if K == 1:
+        return attention(query, keys, memory, mask)
+    per_sentence = query.view(B, K, -1)                                         # (B, K, Q)
+    parts = [attention(per_sentence[:, k], keys, memory, mask) for k in range(K)]
+    context = torch.stack([c for c, _ in parts], dim=1)                         # (B, K, M)
+    weights = torch.stack([w for _, w in parts], dim=1)                         # (B, K, S)
+    return context.view(query.size(0), -1), weights.view(query.size(0), -1)     # (N, M), (N, S)
 
 
 def _lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

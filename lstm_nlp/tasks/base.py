@@ -107,8 +107,8 @@ class EvalRequest:
     def single_model(self, task: str) -> Path:
         """The one model of a task without ensembles."""
         if len(self.models) > 1:
-            raise ConfigError(f"several --model: ensembles are for classifiers; "
-                              f"{self.models[0]} is a {task} model")
+            raise ConfigError("several --model: ensembles are for classifiers and translation "
+                              f"models; {self.models[0]} is a {task} model")
         return self.models[0]
 
     def piped_lines(self) -> list[str] | None:

@@ -8,7 +8,8 @@ Multi30k's length profile); they alternate in rounds so that machine noise hits 
 Prints target tokens/s of each and the ratio, in fp32 and bf16.
 
     python tests/benchmarks/bench_translate_speed.py [--steps 30] [--rounds 3]
-        [--model runs/multi30k-de-en]   # also time decoding of test2016 (greedy, beam 5)
+
+Decoding speed: bench_decode_speed.py.
 """
 
 from __future__ import annotations
@@ -155,30 +156,11 @@ def time_plain(batches, precision: str) -> float:
     return tokens / seconds
 
 
-def time_decoding(model_dir: Path) -> None:
-    from lstm_nlp.data.corpora import load_split
-    from lstm_nlp.tasks.translate.task import DecodeOptions, translate_lines
-    from lstm_nlp.training.checkpoint import load_model
-
-    model, tok, recipe = load_model(model_dir)
-    pairs = load_split(recipe.data, recipe.data.test)
-    for precision in ("fp32", "bf16"):
-        for beam in (1, 5):
-            opts = DecodeOptions(beam, recipe.decode.length_penalty, recipe.decode.max_len_ratio,
-                                 recipe.decode.batch_size, precision)
-            t0 = time.perf_counter()
-            translate_lines(model, tok, pairs.src, opts)
-            dt = time.perf_counter() - t0
-            print(f"decode {pairs.origin}: {precision} beam {beam}: "
-                  f"{len(pairs) / dt:,.1f} sentences/s")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
-    ap.add_argument("--model", type=Path, help="a trained translate run: also time decoding")
     args = ap.parse_args()
     runtime.tune_allocator()
     batches, origin = make_batches(args.steps + 3)
@@ -195,8 +177,6 @@ def main() -> None:
         t, p = statistics.median(tool), statistics.median(plain)
         print(f"{precision}: lstm-nlp {t:,.0f} target tokens/s, plain PyTorch {p:,.0f} "
               f"target tokens/s, ratio {t / p:.2f} (median of {args.rounds} rounds)")
-    if args.model:
-        time_decoding(args.model)
 
 
 if __name__ == "__main__":

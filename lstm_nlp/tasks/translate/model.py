@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from lstm_nlp.data.batching import Seq2SeqBatch
-from lstm_nlp.nn.decoder import AttentionDecoder, DecoderState
+from lstm_nlp.nn.decoder import AttentionDecoder, DecoderState, StepWeights, computed
 from lstm_nlp.nn.encoder import LSTMEncoder
-from lstm_nlp.nn.kernels.matmul import Linear
+from lstm_nlp.nn.kernels.matmul import Linear, linear
 from lstm_nlp.nn.kernels.output_loss import output_loss
 from lstm_nlp.tasks.base import LossOutput
 from lstm_nlp.tasks.translate.config import TranslateModelConfig
@@ -19,18 +19,24 @@ from lstm_nlp.tasks.translate.config import TranslateModelConfig
 
 @dataclass
 class Encoded:
+    """What decoding carries from step to step (search.py's protocol): the source memory, one
+    copy per sentence, and the decoder state, one row per hypothesis: K rows per sentence in
+    beam search (rows b*K ... b*K+K-1 are sentence b's), 1 in greedy search."""
     memory: torch.Tensor   # (B, S, M)
     keys: torch.Tensor     # (B, S, Q) attention keys, projected once
     mask: torch.Tensor     # (B, S) True on real source tokens
-    state: DecoderState
+    state: DecoderState    # rows (B*K, H)
+    weights: StepWeights   # the decoder's weights, prepared once per batch (StepWeights)
+    output: tuple[torch.Tensor, torch.Tensor]  # the output layer's (V, H), (V,), likewise
 
-    def select(self, index: torch.Tensor) -> "Encoded":
-        return Encoded(self.memory.index_select(0, index), self.keys.index_select(0, index),
-                       self.mask.index_select(0, index), self.state.select(index))
-
-    def select_state(self, index: torch.Tensor) -> "Encoded":
-        """Reorder the decoder state only: for beams of one sentence, which share the memory."""
-        return Encoded(self.memory, self.keys, self.mask, self.state.select(index))
+    def select(self, sentences: torch.Tensor | None, rows: torch.Tensor) -> "Encoded":
+        """Keep `sentences` (B',) of the memory (None: all of them, as they are) and the
+        decoder-state `rows` (B'*K',), in their new order."""
+        memory, keys, mask = self.memory, self.keys, self.mask
+        if sentences is not None:
+            memory, keys = memory.index_select(0, sentences), keys.index_select(0, sentences)
+            mask = mask.index_select(0, sentences)
+        return Encoded(memory, keys, mask, self.state.select(rows), self.weights, self.output)
 
 
 class Seq2SeqModel(nn.Module):
@@ -53,26 +59,41 @@ class Seq2SeqModel(nn.Module):
             self.output.weight = tgt_embed.weight
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> Encoded:
+        """src (B, S), lengths (B,) -> the start of decoding: one hypothesis per sentence."""
+        memory, keys, mask, state = self._source(src, lengths)
+        return Encoded(memory, keys, mask, state, self.decoder.step_weights(),
+                       (computed(self.output.weight), computed(self.output.bias)))
+
+    def _source(self, src: torch.Tensor, lengths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DecoderState]:
+        """Memory (B, S, M), keys (B, S, Q), mask (B, S) and the decoder's initial state."""
         memory, final = self.encoder(src, lengths)
         keys = self.decoder.attention.project_keys(memory)
         where = memory.device.type
         if torch.is_autocast_enabled(where):  # cast once, not at every decoder step
             low = torch.get_autocast_dtype(where)
             memory, keys = memory.to(low), keys.to(low)
-        return Encoded(memory, keys, src != self.pad_id, self.decoder.init_state(final))
+        return memory, keys, src != self.pad_id, self.decoder.init_state(final)
 
     def decode_step(self, prev: torch.Tensor, enc: Encoded) -> tuple[torch.Tensor, Encoded,
                                                                      torch.Tensor]:
-        """prev (B,) -> log-probabilities (B, V), the advanced state, attention weights (B, S)."""
-        out, state, weights = self.decoder.step(prev, enc.state, enc.keys, enc.memory, enc.mask)
-        logp = torch.log_softmax(self.output(out).float(), dim=-1)
-        return logp, Encoded(enc.memory, enc.keys, enc.mask, state), weights
+        """prev (N,), one token per hypothesis -> log-probabilities (N, V) (float32), the
+        advanced state, attention weights (N, S)."""
+        out, state, weights = self.decoder.step(prev, enc.state, enc.keys, enc.memory, enc.mask,
+                                                enc.weights)
+        logits = linear(out, *enc.output).float()                               # (N, V)
+        if torch.jit.is_tracing():  # the ONNX export: its exporter has no form for out=
+            logp = torch.log_softmax(logits, dim=-1)
+        else:
+            logp = torch.log_softmax(logits, dim=-1, out=logits)  # in place: one (N, V) pass less
+        return logp, Encoded(enc.memory, enc.keys, enc.mask, state, enc.weights,
+                             enc.output), weights
 
     def forward_states(self, src: torch.Tensor, lengths: torch.Tensor,
                        tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: attentional states (B, T, H)."""
-        enc = self.encode(src, lengths)
-        return self.decoder(tgt_in, enc.state, enc.keys, enc.memory, enc.mask)
+        memory, keys, mask, state = self._source(src, lengths)
+        return self.decoder(tgt_in, state, keys, memory, mask)
 
     def loss(self, batch: Seq2SeqBatch, label_smoothing: float = 0.0,
              sampling_ratio: float = 0.0) -> LossOutput:

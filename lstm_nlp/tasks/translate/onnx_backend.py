@@ -39,19 +39,36 @@ class OnnxSeq2Seq(nn.Module):
         self.encoder, self.decoder_step = encoder, decoder_step
         # the inputs the step graph reads (without input feeding it has no `feed`)
         self.step_inputs = {i.name for i in decoder_step.get_inputs()}
+        self._rows: tuple = (None, 0, ())  # (memory it was made from, N, per-row tensors)
+
+    def _per_row(self, enc: Encoded, n: int) -> tuple[torch.Tensor, ...]:
+        """keys, memory, mask with one row per hypothesis (N rows): the step graph's layout.
+        The search keeps one memory row per sentence for its K hypotheses; the repeat is made
+        once and reused until sentences leave (a new memory tensor) or K changes."""
+        B = enc.memory.size(0)
+        if n == B:
+            return enc.keys, enc.memory, enc.mask
+        made_from, rows, tensors = self._rows
+        if made_from is not enc.memory or rows != n:
+            tensors = tuple(t.repeat_interleave(n // B, dim=0)
+                            for t in (enc.keys, enc.memory, enc.mask))          # (N, S, .)
+            self._rows = (enc.memory, n, tensors)
+        return tensors
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> Encoded:
         """src (B, S), lengths (B,) -> the encoder's memory, keys, mask and first state."""
         memory, keys, mask, h, c, feed = map(torch.from_numpy, self.encoder.run(
             None, dict(zip(ENCODER_INPUTS, (_array(src), _array(lengths))))))
-        return Encoded(memory, keys, mask, _state(h, c, feed))
+        return Encoded(memory, keys, mask, _state(h, c, feed), None, None)
 
     def decode_step(self, prev: torch.Tensor, enc: Encoded
                     ) -> tuple[torch.Tensor, Encoded, torch.Tensor]:
-        """prev (B,) -> log-probabilities (B, V), the advanced state, attention weights (B, S)."""
+        """prev (N,), N = B*K hypotheses, K per sentence -> log-probabilities (N, V), the
+        advanced state, attention weights (N, S)."""
         s = enc.state
-        given = (prev, torch.stack(s.h), torch.stack(s.c), s.feed, enc.keys, enc.memory,
-                 enc.mask)                                                      # h, c (L, B, H)
+        keys, memory, mask = self._per_row(enc, prev.size(0))
+        given = (prev, torch.stack(s.h), torch.stack(s.c), s.feed, keys, memory,
+                 mask)                                                          # h, c (L, N, H)
         logp, h, c, feed, weights = map(torch.from_numpy, self.decoder_step.run(
             None, {name: _array(t) for name, t in zip(DECODER_INPUTS, given)
                    if name in self.step_inputs}))

@@ -11,7 +11,9 @@ rows between steps (beams, finished sentences):
     decoder_step: prev (B,) int64, h, c, feed, keys, memory, mask
                   -> logp (B, V) float32, h_next, c_next, feed_next, weights (B, S)
 
-B (batch) and S (source length) are dynamic axes; L is the decoder's layers. Without input
+B (batch) and S (source length) are dynamic axes; L is the decoder's layers. The step graph takes
+one state row per memory row: where K beams share a sentence's memory (search.py's protocol),
+the backend repeats the memory rows for the graph (onnx_backend.py). Without input
 feeding the step graph has no `feed` input (its `feed_next` is the attentional state all the
 same); the manifest lists each graph's inputs and outputs. The graphs are
 traced from `Seq2SeqModel.encode` and `decode_step` themselves, on the plain-PyTorch path (the
@@ -83,7 +85,10 @@ class DecoderStepGraph(nn.Module):
                 keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, ...]:
         state = DecoderState(list(h.unbind(0)), list(c.unbind(0)), feed)
-        logp, enc, weights = self.model.decode_step(prev, Encoded(memory, keys, mask, state))
+        model = self.model
+        enc = Encoded(memory, keys, mask, state, model.decoder.step_weights(),
+                      (model.output.weight, model.output.bias))
+        logp, enc, weights = model.decode_step(prev, enc)  # one state row per memory row
         s = enc.state
         return logp, torch.stack(s.h), torch.stack(s.c), s.feed, weights
 

@@ -4,16 +4,23 @@ and turning raw source lines into raw target lines with greedy or beam search.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+import numpy as np
 
 from lstm_nlp import metrics
 from lstm_nlp.data.batching import Seq2SeqBatch, pad, seq2seq_batch, sorted_chunks, token_batches
 from lstm_nlp.data.corpora import ParallelText
+from lstm_nlp.data.token_store import TokenStore
 from lstm_nlp.data.tokenizer import TokenizerPair
 from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.base import LossOutput, inference
 from lstm_nlp.tasks.translate.config import TranslateRecipe as Recipe
 from lstm_nlp.tasks.translate.model import Seq2SeqModel
-from lstm_nlp.tasks.translate.search import beam_search, greedy_decode
+from lstm_nlp.tasks.translate.search import (Hypothesis, beam_hypotheses, beam_search,
+                                             greedy_decode)
 from lstm_nlp.training import runtime
 from lstm_nlp.training.devices import device_of, to_device
 
@@ -27,26 +34,45 @@ class DecodeOptions:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
 
 
-class TranslationTask:
-    """The trainer's view of translation: batches, loss and validation."""
+@dataclass
+class TokenizedPairs:
+    """The training pairs as token ids: a store per side, line i of one aligned with line i of
+    the other."""
 
-    def __init__(self, recipe: Recipe, tok: TokenizerPair, train: ParallelText,
+    src: TokenStore
+    tgt: TokenStore
+    origin: str
+
+    @classmethod
+    def encode(cls, tok: TokenizerPair, pairs: ParallelText) -> TokenizedPairs:
+        """Pairs tokenized here, held in memory."""
+        return cls(TokenStore.from_rows(tok.src.encode(pairs.src), tok.src.vocab_size),
+                   TokenStore.from_rows(tok.tgt.encode(pairs.tgt), tok.tgt.vocab_size),
+                   pairs.origin)
+
+
+class TranslationTask:
+    """The trainer's view of translation: batches, loss and validation. The training pairs are
+    text (tokenized here) or token stores; the length buckets come from the stores' indexes,
+    and a batch reads its rows from them."""
+
+    def __init__(self, recipe: Recipe, tok: TokenizerPair, train: ParallelText | TokenizedPairs,
                  valid: ParallelText):
         self.recipe, self.tok, self.valid = recipe, tok, valid
-        src, tgt = tok.src.encode(train.src), tok.tgt.encode(train.tgt)
+        pairs = train if isinstance(train, TokenizedPairs) else TokenizedPairs.encode(tok, train)
+        src_lens, tgt_lens = pairs.src.lengths(), pairs.tgt.lengths()
         d = recipe.data
-        keep = [i for i, (s, t) in enumerate(zip(src, tgt))
-                if 0 < len(s) <= d.max_src_len and 0 < len(t) <= d.max_tgt_len]
+        keep = np.flatnonzero((src_lens > 0) & (src_lens <= d.max_src_len)
+                              & (tgt_lens > 0) & (tgt_lens <= d.max_tgt_len))
         if d.max_train_examples:
             keep = keep[: d.max_train_examples]
-        if not keep:
-            raise DataError(f"{train.origin}: no training pair left after length filtering "
+        if not len(keep):
+            raise DataError(f"{pairs.origin}: no training pair left after length filtering "
                             f"(max_src_len {d.max_src_len}, max_tgt_len {d.max_tgt_len})")
-        self.dropped = len(src) - len(keep)
-        self.src = [src[i] for i in keep]
-        self.tgt = [tgt[i] for i in keep]
-        self.src_lens = [len(s) for s in self.src]
-        self.tgt_lens = [len(t) for t in self.tgt]
+        self.dropped = len(src_lens) - len(keep)
+        self.pairs, self.rows = pairs, keep  # batch index i -> line rows[i] of the stores
+        self.src_lens = src_lens[keep].tolist()
+        self.tgt_lens = tgt_lens[keep].tolist()
         self.valid_src = tok.src.encode(valid.src)
         self.valid_tgt = tok.tgt.encode(valid.tgt)
 
@@ -59,9 +85,9 @@ class TranslationTask:
                              self.recipe.seed, epoch)
 
     def collate(self, indices: list[int]) -> Seq2SeqBatch:
-        t = self.tok.tgt
-        return seq2seq_batch([self.src[i] for i in indices], [self.tgt[i] for i in indices],
-                             t.pad_id, t.bos_id, t.eos_id)
+        t, rows = self.tok.tgt, self.rows[indices].tolist()
+        return seq2seq_batch(self.pairs.src.rows(rows), self.pairs.tgt.rows(rows), t.pad_id,
+                             t.bos_id, t.eos_id)
 
     def loss(self, model: Seq2SeqModel, batch: Seq2SeqBatch) -> LossOutput:
         tr = self.recipe.train
@@ -106,21 +132,48 @@ def teacher_forced(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]]
 def translate_ids(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
                   opts: DecodeOptions) -> list[str]:
     """Source ids -> detokenized target strings, in input order; empty sources give ''."""
-    out = [""] * len(src)
+    t = tok.tgt
+
+    def decode(src_t: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        if opts.beam_size == 1:
+            ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id, opts.max_len_ratio)
+        else:
+            ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
+                              opts.length_penalty, opts.max_len_ratio)
+        return t.decode(ids)
+
+    return [hyp or "" for hyp in _by_length(model, tok, src, opts, decode)]
+
+
+def translate_hypotheses(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
+                         opts: DecodeOptions, n_best: int = 1, attention: bool = False
+                         ) -> list[list[Hypothesis]]:
+    """Source ids -> each sentence's `n_best` best hypotheses (beam search, at beam size 1 too;
+    token ids, scores, attention when asked), in input order; empty sources get none."""
+    t = tok.tgt
+
+    def decode(src_t: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        return beam_hypotheses(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
+                               opts.length_penalty, opts.max_len_ratio, n_best, attention)
+
+    return [hyps or [] for hyps in _by_length(model, tok, src, opts, decode)]
+
+
+def _by_length(model: Seq2SeqModel, tok: TokenizerPair, src: list[list[int]],
+               opts: DecodeOptions, decode: Callable[[torch.Tensor, torch.Tensor], list]
+               ) -> list:
+    """`decode` (padded source ids (B, S), lengths (B,) -> one result per sentence) over the
+    non-empty sources in batches of similar lengths -> results in input order (None for the
+    empty ones)."""
+    out = [None] * len(src)
     todo = [i for i, s in enumerate(src) if s]
-    t, device = tok.tgt, device_of(model)
+    device = device_of(model)
     with inference(model), runtime.autocast(opts.precision, device):
         for chunk in sorted_chunks([len(src[i]) for i in todo], opts.batch_size):
             rows = [todo[j] for j in chunk]
-            src_t, lengths = to_device(pad([src[i] for i in rows], t.pad_id), device)
-            if opts.beam_size == 1:
-                ids = greedy_decode(model, src_t, lengths, t.bos_id, t.eos_id,
-                                    opts.max_len_ratio)
-            else:
-                ids = beam_search(model, src_t, lengths, t.bos_id, t.eos_id, opts.beam_size,
-                                  opts.length_penalty, opts.max_len_ratio)
-            for i, hyp in zip(rows, t.decode(ids)):
-                out[i] = hyp
+            src_t, lengths = to_device(pad([src[i] for i in rows], tok.tgt.pad_id), device)
+            for i, result in zip(rows, decode(src_t, lengths)):
+                out[i] = result
     return out
 
 
