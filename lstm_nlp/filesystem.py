@@ -94,9 +94,10 @@ def check_removable(folder: Path, what: str) -> None:
                                   f"the files in {dirpath}")
 
 
-def empty_folder(folder: Path, what: str) -> None:
-    """Remove everything in `folder`, keeping the folder itself (its owner, its permissions, a
-    symlink to it); a file that cannot be removed is one line naming it."""
+def empty_folder(folder: Path, what: str, keep: tuple[str, ...] = ()) -> None:
+    """Remove everything in `folder` but the entries named in `keep`, keeping the folder itself
+    (its owner, its permissions, a symlink to it); a file that cannot be removed is one line
+    naming it."""
     def refuse(function, path, excinfo) -> None:
         error = excinfo if isinstance(excinfo, BaseException) else excinfo[1]
         if not isinstance(error, OSError):
@@ -105,6 +106,8 @@ def empty_folder(folder: Path, what: str) -> None:
             from None
 
     for entry in sorted(Path(folder).iterdir()):
+        if entry.name in keep:
+            continue
         if entry.is_dir() and not entry.is_symlink():
             if sys.version_info >= (3, 12):
                 shutil.rmtree(entry, onexc=refuse)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).parent / "benchmarks"
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_MODEL = ROOT / "tests" / "fixtures" / "v0.1.0" / "translate.pt"
+FIXTURE = Path(__file__).parent / "fixtures" / "v0.1.0" / "translate.pt"
+DEMO_EN = Path(__file__).parent.parent / "data" / "demo" / "test.en"
 
 
 @pytest.mark.parametrize("script, args, expect", [
@@ -17,11 +17,18 @@ FIXTURE_MODEL = ROOT / "tests" / "fixtures" / "v0.1.0" / "translate.pt"
      "fp32: lstm-nlp"),
     ("bench_lm_speed.py", ["--steps", "2", "--rounds", "1", "--precision", "fp32"], "fp32"),
     ("bench_matmul.py", ["--repeats", "1"], "output layer chunk"),
-    ("bench_decode_speed.py", ["--model", str(FIXTURE_MODEL),
-                               "--src", str(ROOT / "data" / "demo" / "test.en"), "--limit", "20",
+    ("bench_onnx_translate.py", ["--model", str(FIXTURE), "--src", str(DEMO_EN), "--limit", "8",
+                                 "--rounds", "1", "--beams", "1"],
+     "beam 1 identical to onnxruntime's: torch fp32 8/8"),
+    ("bench_token_store.py", ["--gigabytes", "0.0003", "--steps", "2", "--more-steps", "1",
+                              "--eval-kb", "3", "--workdir", "{tmp}/bench"],
+     "stores reused by --resume and the second start: True"),
+    ("bench_decode_speed.py", ["--model", str(FIXTURE),
+                               "--src", str(DEMO_EN), "--limit", "20",
                                "--rounds", "1"], "beam 5 fp32"),
 ])
-def test_benchmark_runs(script, args, expect):
+def test_benchmark_runs(script, args, expect, tmp_path):
+    args = [arg.format(tmp=tmp_path) for arg in args]
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -134,7 +134,7 @@ def test_help_and_version():
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["generate"], ["classify"],
-                                     ["eval"]])
+                                     ["eval"], ["inspect"]])
 def test_help_shows_what_a_user_types(command):
     """Plain metavars: no Python types (`<bool>`, `<list[str]>`), no braces around the
     recipe, every option described, and no pointer to a README a pip user lacks."""

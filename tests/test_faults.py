@@ -501,7 +501,7 @@ def test_a_5_mb_recipe_is_refused_fast_with_its_size(corpus, tmp_path):
     started = time.perf_counter()
     with pytest.raises(ConfigError) as refused:
         load_recipe(path)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 10  # a hang guard: parsing it all took minutes
     assert str(refused.value) == (f"{path}: {size} is too large for a recipe (at most 1.0 MB); "
                                   "is it the right file?")
     one_error_line(runner.invoke(app, ["train", str(path)]), f"{size} is too large")
@@ -522,7 +522,8 @@ def test_hostile_yaml_is_refused_fast(tmp_path, text, message):
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_recipe(path)
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 30  # a hang guard, not a speed target: expanding
+    # the aliases would take minutes and gigabytes; refusing them takes well under a second
 
 
 def test_shipped_recipes_are_well_within_the_limits():

@@ -66,21 +66,42 @@ def test_hidden_state_is_carried_across_windows_and_detached():
     task, model = _task(), small_lm()
     windows = task.epoch_batches(0)
     task.loss(model, task.collate(windows[0]))
-    carried = [h.clone() for h, _ in task.state]
-    assert all(not h.requires_grad for h, _ in task.state)  # graph cut between windows
+    carried = [h.clone() for h, _ in task.states[0]]
+    assert all(not h.requires_grad for h, _ in task.states[0])  # graph cut between windows
     assert any(h.abs().sum() > 0 for h in carried)
     # the second window starts from the carried state, not from zeros
     w = task.collate(windows[1])
     with torch.no_grad():
-        from_carried, _ = model.loss(w.inputs, w.targets, [(h, c) for h, c in task.state])
+        from_carried, _ = model.loss(w.inputs, w.targets, [(h, c) for h, c in task.states[0]])
         from_zero, _ = model.loss(w.inputs, w.targets, model.init_state(4))
     out = task.loss(model, w)
     assert out.loss.item() == pytest.approx(from_carried.loss.item(), rel=1e-6)
     assert out.loss.item() != pytest.approx(from_zero.loss.item(), rel=1e-6)
     out.objective().backward()  # backward through one window only: no error about freed graphs
     task.loss(model, task.collate(windows[0]))  # a new epoch starts from zeros again
-    restarted = [h for h, _ in task.state]
+    restarted = [h for h, _ in task.states[0]]
     assert all(torch.allclose(a, b) for a, b in zip(restarted, carried))
+
+
+def test_with_accumulation_a_step_is_one_window_over_all_the_streams_in_parts():
+    """accum_steps 2, batch_size 4: 8 streams, each window twice (parts 0 and 1, streams 0-3
+    and 4-7), each part with its own carried state, saved side by side and read back."""
+    task, model = _task(accum_steps=2), small_lm()
+    whole = _task(batch_size=8)
+    assert task.data.equal(whole.data)
+    items = task.epoch_batches(0)
+    assert items[:4] == [(0, 5, 0), (0, 5, 1), (5, 5, 0), (5, 5, 1)]
+    first, second = task.collate(items[0]), task.collate(items[1])
+    assert first.inputs.equal(whole.data[0:5, :4]) and second.inputs.equal(whole.data[0:5, 4:])
+    assert second.targets.equal(whole.data[1:6, 4:]) and second.part == 1
+    task.loss(model, first), task.loss(model, second)
+    saved = task.state_dict()
+    assert saved["parts"] == [0, 1] and saved["hidden"][0].shape[1] == 8
+    again = _task(accum_steps=2)
+    again.load_state_dict(saved)
+    for part in (0, 1):
+        for (h, c), (h2, c2) in zip(task.states[part], again.states[part]):
+            assert h.equal(h2) and c.equal(c2)
 
 
 def test_loss_per_sequence_sums_over_time_and_averages_over_streams():

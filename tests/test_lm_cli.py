@@ -156,7 +156,7 @@ def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):
     import gzip
 
     from lstm_nlp.config import load_recipe
-    from lstm_nlp.tasks.lm import verbs as lm_pipeline
+    from lstm_nlp.data.sources import language_corpora
 
     lines = (text_corpus / "valid.txt").read_text().splitlines()
     with gzip.open(tmp_path / "reviews.tsv.gz", "wt", encoding="utf-8") as f:
@@ -169,12 +169,13 @@ def test_extra_training_text_and_held_out_validation(tmp_path, text_corpus):
         "train": "wiki", "extra_train": ["reviews.tsv.gz", "more.jsonl"],
         "valid": "", "valid_fraction": 0.1, "test": ""}, train={"max_epochs": 1})
     path = write_recipe(tmp_path / "mixed.yaml", recipe)
-    train, valid = lm_pipeline._splits(load_recipe(path))
+    train_text, valid_text = language_corpora(load_recipe(path).data, seed=1)
+    train, valid = list(train_text), list(valid_text)
     everything = train_lines + lines[:20]
     assert len(valid) == len(everything) // 10 and len(train) + len(valid) == len(everything)
-    assert sorted(train.lines + valid.lines) == sorted(everything)
-    assert lm_pipeline._splits(load_recipe(path))[1].lines == valid.lines  # seeded
-    assert "reviews.tsv.gz" in train.origin and "more.jsonl" in train.origin
+    assert sorted(train + valid) == sorted(everything)
+    assert list(language_corpora(load_recipe(path).data, seed=1)[1]) == valid  # seeded
+    assert "reviews.tsv.gz" in train_text.origin and "more.jsonl" in train_text.origin
 
     run = train_run(path, [], run_dir=tmp_path / "run")
     assert json.loads((run / "report.json").read_text())["test"] is None

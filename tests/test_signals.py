@@ -31,9 +31,10 @@ def long_recipe(path: Path, corpus: Path) -> Path:
         "early_stopping_metric": "loss"}, data={"test": ""}))  # no test evaluation: faster
 
 
-def lstm_nlp(*args: str, cwd: Path) -> subprocess.Popen:
+def lstm_nlp(*args: str, cwd: Path, new_session: bool = False) -> subprocess.Popen:
     """`python -m lstm_nlp ARGS` from this checkout, with the stop signals at their defaults
-    (a test runner started with nohup, or as a background job, passes them on ignored)."""
+    (a test runner started with nohup, or as a background job, passes them on ignored);
+    `new_session`: in a session and process group of its own, which killpg reaches alone."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400",  # no wrapped lines
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
@@ -43,7 +44,7 @@ def lstm_nlp(*args: str, cwd: Path) -> subprocess.Popen:
 
     return subprocess.Popen([sys.executable, "-m", "lstm_nlp", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=default_signals)
+                            start_new_session=new_session, preexec_fn=default_signals)
 
 
 def wait_for_step(proc: subprocess.Popen, step: int, timeout: float = 120) -> bytes:

@@ -18,8 +18,18 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last.pt (a run with no checkpoint yet starts afresh).")] = False,
     device: TrainDeviceOpt = None,
+    nproc: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Train in N processes on this machine (torchrun; each takes its share of the batches and of train.threads, or a GPU each) \\[1].")] = None,
 ) -> None:
     """Train a model from a recipe; writes checkpoints, metrics.jsonl and report.md."""
+    if nproc is not None and nproc > 1:
+        from lstm_nlp.training import launch
+
+        launch.check(nproc, recipe, set_ or [], device)
+        code = launch.launch(nproc, launch.worker_args(recipe, set_ or [], run_dir, overwrite,
+                                                       resume, device))
+        if code:
+            raise typer.Exit(code)
+        return
     from lstm_nlp.training.run import train as train_run
 
     train_run(recipe, set_ or [], run_dir, overwrite=overwrite, resume=resume, device=device)

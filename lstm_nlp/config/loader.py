@@ -140,6 +140,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def check_override(raw: dict[str, Any], item: str) -> None:
+    """The error `--set item` gives on the valid recipe `raw` (a plain dict, e.g. `to_dict()`),
+    for its own key: an unknown key (and the nearest valid one), a wrong type, a value out of
+    range or not among the choices. Rules across keys are left out: a value may only fit some
+    values of other keys (a search checks its space this way before any trial)."""
+    cls = recipe_from_dict(raw).__class__
+    key = tuple(item.partition("=")[0].strip().split("."))
+    try:
+        cls.model_validate(apply_overrides(raw, [item]))
+    except ValidationError as e:
+        own = [err for err in e.errors()
+               if err["type"] in _UNKNOWN or tuple(err["loc"][:len(key)]) == key]
+        if own:
+            raise ConfigError(_message(cls, _first(own))) from None
+
+
 def save_recipe(recipe: Recipe, path: Path) -> None:
     path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
 
@@ -154,8 +170,11 @@ def _deep_copy(d: Any) -> Any:
 
 def _explain(cls: type[BaseModel], error: ValidationError) -> str:
     """One error is enough to fix; an unknown key goes first, as a typo explains the others."""
-    first = min(error.errors(), key=lambda e: e["type"] not in _UNKNOWN)
-    return _message(cls, first)
+    return _message(cls, _first(error.errors()))
+
+
+def _first(errors: list[ErrorDetails]) -> ErrorDetails:
+    return min(errors, key=lambda e: e["type"] not in _UNKNOWN)
 
 
 def _message(cls: type[BaseModel], error: ErrorDetails) -> str:

@@ -129,6 +129,9 @@ class TrainConfig(Section):
     # gradient of one batch accum_steps times as large; steps and limits count optimizer steps
     accum_steps: int = Field(1, ge=1)
     log_every: int = Field(50, ge=1)
+    # event files under <run>/tensorboard: scalars per log step and validation, gate
+    # histograms at validation, the report's figures (needs the extra lstm-nlp[tensorboard])
+    tensorboard: bool = False
 
     @field_validator("device")
     @classmethod

@@ -12,7 +12,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import sentencepiece as spm
 
@@ -39,6 +39,7 @@ class Tokenizer(Protocol):
     def encode(self, texts: list[str]) -> list[list[int]]: ...
     def decode(self, ids: list[list[int]]) -> list[str]: ...
     def unknown(self, text: str) -> list[str]: ...
+    def id_to_piece(self, ids: list[int]) -> list[str]: ...
 
 
 class SentencePieceTokenizer:
@@ -47,9 +48,11 @@ class SentencePieceTokenizer:
     kind = "sentencepiece"
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
 
-    def __init__(self, proto: bytes):
+    def __init__(self, proto: bytes, threads: int = -1):
+        """`threads` encode a batch of texts (-1: all cores; 1 in a token store's workers,
+        which are one per core already)."""
         self.proto = proto
-        self.sp = spm.SentencePieceProcessor()
+        self.sp = spm.SentencePieceProcessor(num_threads=threads)
         try:
             self.sp.LoadFromSerializedProto(proto)
         except Exception as e:  # sentencepiece raises plain RuntimeError/OSError
@@ -84,6 +87,10 @@ class SentencePieceTokenizer:
     def pieces(self, text: str) -> list[str]:
         return self.sp.EncodeAsPieces(text)
 
+    def id_to_piece(self, ids: list[int]) -> list[str]:
+        """The pieces of ids, as figures label their tokens (`▁the`, `<unk>`)."""
+        return [self.sp.IdToPiece(i) for i in ids]
+
 
 class WordTokenizer:
     """Whitespace-separated words; out-of-vocabulary words become `<unk>` (a literal `<unk>` in
@@ -116,10 +123,14 @@ class WordTokenizer:
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, min_freq: int,
               lowercase: bool = False) -> "WordTokenizer":
+        return cls.from_counts(count_words(texts, lowercase), vocab_size, min_freq, lowercase)
+
+    @classmethod
+    def from_counts(cls, counts: collections.Counter, vocab_size: int, min_freq: int,
+                    lowercase: bool = False) -> "WordTokenizer":
         """The `vocab_size` most frequent words (0: all) seen at least `min_freq` times; ties are
-        broken alphabetically so the vocabulary does not depend on the order of the data."""
-        counts = collections.Counter(w for t in texts
-                                     for w in (t.lower() if lowercase else t).split())
+        broken alphabetically so the vocabulary does not depend on the order of the data (nor on
+        how its counting was split between processes)."""
         for special in WORD_SPECIALS:
             counts.pop(special, None)
         ranked = sorted((w for w, c in counts.items() if c >= min_freq),
@@ -146,9 +157,18 @@ class WordTokenizer:
         index = self.index
         return [w for w in text.split() if (w.lower() if self.lowercase else w) not in index]
 
+    def id_to_piece(self, ids: list[int]) -> list[str]:
+        """The words of ids, specials included (`<eos>`, `<unk>`)."""
+        return [self.words[i] for i in ids]
+
     def decode(self, ids: list[list[int]]) -> list[str]:
         words, n = self.words, len(self.words)
         return [" ".join(words[i] for i in row if 3 < i < n or i == UNK_ID) for row in ids]
+
+
+def count_words(texts: Iterable[str], lowercase: bool) -> collections.Counter:
+    """How often each whitespace-separated word occurs (lowercased or not)."""
+    return collections.Counter(w for t in texts for w in (t.lower() if lowercase else t).split())
 
 
 class UnknownText:
@@ -181,11 +201,12 @@ def tokenizer_state(tok: Tokenizer) -> dict[str, str | bytes]:
     return {"kind": tok.kind, "model": tok.proto}
 
 
-def tokenizer_from_state(kind: str, proto: bytes) -> Tokenizer:
+def tokenizer_from_state(kind: str, proto: bytes, threads: int = -1) -> Tokenizer:
+    """`threads`: a sentencepiece model's batch encoding threads (-1: all cores)."""
     if kind == "word":
         return WordTokenizer.from_proto(bytes(proto))
     if kind == "sentencepiece":
-        return SentencePieceTokenizer(bytes(proto))
+        return SentencePieceTokenizer(bytes(proto), threads)
     raise CheckpointError(f"unknown tokenizer kind {kind!r}")
 
 
@@ -219,8 +240,10 @@ class TokenizerPair:
         return cls(src, tgt)
 
 
-def train_tokenizer(texts: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
-    """Train one tokenizer in memory."""
+def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
+    """Train one tokenizer. The texts are read once, in order, and not kept: sentencepiece
+    keeps a random sample of `max_sentences` of them (input_sentence_size), the word vocabulary
+    their counts, so a corpus larger than memory can be streamed through (data/sources.py)."""
     if cfg.type == "word":
         return WordTokenizer.train(texts, cfg.vocab_size, cfg.min_freq, cfg.lowercase)
     spm.set_random_generator_seed(seed)
@@ -241,28 +264,35 @@ def train_tokenizer(texts: list[str], cfg: TokenizerConfig, seed: int) -> Tokeni
     return SentencePieceTokenizer(model.getvalue())
 
 
-def train_or_load(folder: Path, cfg: TokenizerConfig, src_texts: list[str],
-                  tgt_texts: list[str], seed: int) -> TokenizerPair:
-    """Load the tokenizers stored in `folder`, or train them from the training texts and store them."""
+Trainer = Callable[..., Tokenizer]  # (texts, cfg, seed) -> Tokenizer: train_tokenizer's kind
+
+
+def train_or_load(folder: Path, cfg: TokenizerConfig, src_texts: Iterable[str],
+                  tgt_texts: Iterable[str], seed: int, trainer: Trainer = train_tokenizer
+                  ) -> TokenizerPair:
+    """Load the tokenizers stored in `folder`, or train them from the training texts (lists,
+    or corpora that `+` joins) and store them. `trainer` trains one (a token cache's, which
+    keeps what it trains for the next run)."""
     folder.mkdir(parents=True, exist_ok=True)
     joint, src_path, tgt_path = folder / "joint.model", folder / "src.model", folder / "tgt.model"
     if cfg.joint:
         if not joint.exists():
-            _atomic_write(joint, train_tokenizer(src_texts + tgt_texts, cfg, seed).proto)
+            _atomic_write(joint, trainer(src_texts + tgt_texts, cfg, seed).proto)
         tok = load_tokenizer(joint)
         return TokenizerPair(tok, tok)
     if not src_path.exists():
-        _atomic_write(src_path, train_tokenizer(src_texts, cfg, seed).proto)
+        _atomic_write(src_path, trainer(src_texts, cfg, seed).proto)
     if not tgt_path.exists():
-        _atomic_write(tgt_path, train_tokenizer(tgt_texts, cfg, seed).proto)
+        _atomic_write(tgt_path, trainer(tgt_texts, cfg, seed).proto)
     return TokenizerPair(load_tokenizer(src_path), load_tokenizer(tgt_path))
 
 
-def train_or_load_one(path: Path, cfg: TokenizerConfig, texts: list[str], seed: int) -> Tokenizer:
+def train_or_load_one(path: Path, cfg: TokenizerConfig, texts: Iterable[str], seed: int,
+                      trainer: Trainer = train_tokenizer) -> Tokenizer:
     """One tokenizer (language model, classifier): load `path`, or train it and store it there."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        _atomic_write(path, train_tokenizer(texts, cfg, seed).proto)
+        _atomic_write(path, trainer(texts, cfg, seed).proto)
     return load_tokenizer(path)
 
 

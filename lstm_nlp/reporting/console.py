@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
@@ -33,16 +35,24 @@ def counted(n: int, noun: str, plural: str = "") -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
+def mute() -> None:
+    """Print nothing from here on: a training process other than rank 0, which speaks for the
+    run (its own errors go to torchrun, training/distributed.py)."""
+    console.quiet = True
+
+
 def info(message: str) -> None:
     console.print(message)
 
 
 def warning(message: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True)
+    """`message` as written: brackets in it (`pip install 'lstm-nlp[plots]'`, a path) are
+    text, not rich markup."""
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value: Any) -> str:
@@ -76,11 +86,13 @@ def _finite(data: Any) -> Any:
 
 
 class Reporter:
-    """Progress bar during training, one table row per validation."""
+    """Progress bar during training, one table row per validation; with a TensorBoard `board`
+    (reporting/board.py), the same numbers as event files."""
 
-    def __init__(self, metrics_path: Path | None, unit: str = "tok"):
+    def __init__(self, metrics_path: Path | None, unit: str = "tok", board: Any = None):
         self.metrics_path = metrics_path
         self.unit = unit  # what the trainer counts: tokens, or texts for a classifier
+        self.board = board
         self.progress: Progress | None = None
         self.task = None
 
@@ -98,6 +110,8 @@ class Reporter:
         `log` asks for a line in non-terminal output (log files, CI)."""
         if log and not console.is_terminal:  # a log file gets a line instead of a live bar
             console.print(f"step {step:,}  loss {loss:.3f}  {tokens_per_s:,.0f} {self.unit}/s")
+        if log and self.board is not None:
+            self.board.train(step, loss, tokens_per_s)
         if self.progress is not None:
             self.progress.update(self.task, completed=step, total=total or
                                  self.progress.tasks[0].total,
@@ -107,6 +121,8 @@ class Reporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        if self.board is not None:
+            self.board.flush()
 
     def validation(self, row: dict[str, Any], best: bool) -> None:
         cols = [c for c in COLUMNS if c[0] in row]
@@ -120,6 +136,14 @@ class Reporter:
         if self.metrics_path is not None:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
                 f.write(to_json(row) + "\n")
+        if self.board is not None:
+            self.board.validation(row)
+
+    def stop_reason(self) -> str:
+        """Asked after each validation: a reason to stop the run there, as early stopping
+        does ('' to go on). A run never stops for its reporter; a search's trial stops when
+        its pruner gives up on it (lstm_nlp/search/trial.py)."""
+        return ""
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -174,3 +198,36 @@ def print_confusion(classes: list[str], confusion: list[list[int]],
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+
+
+class LiveTable:
+    """A table redrawn in place on a terminal while work goes on elsewhere (a search's trials);
+    in a log file nothing is drawn, and the caller prints a line per event instead. The last
+    table stays on the screen."""
+
+    def __init__(self) -> None:
+        self.live: Live | None = None
+
+    def __enter__(self) -> LiveTable:
+        if console.is_terminal:
+            self.live = Live(console=console, refresh_per_second=2, transient=False)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def show(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        """Redraw: `title` above, the newest rows that fit the terminal."""
+        if self.live is None:
+            return
+        table = Table(title=title, title_justify="left", show_edge=False, box=None,
+                      header_style="bold")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i in (1, len(header) - 1) else "right",
+                             overflow="ellipsis", no_wrap=i == len(header) - 1)
+        for row in rows[-max(console.height - 6, 5):]:
+            table.add_row(*row)
+        self.live.update(table)

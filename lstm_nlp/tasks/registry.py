@@ -13,6 +13,15 @@ module that the shared code calls through these functions (imported only when a 
     evaluate(request: tasks.base.EvalRequest) -> dict
         the `eval` verb for this task's models
 
+and, optionally, a gates module (tasks/gates.py: `inspect` and the reports' gate statistics):
+
+    from_validation(model, task, n) -> list[nn.gates.LayerTrace]
+        the model's LSTM layers over the first n texts of the train task's validation data
+    from_text(model, tok, recipe, lines) -> list[nn.gates.LayerTrace]
+        the same over lines of raw text
+A task whose models export to ONNX names the module with `export_onnx(model, tokenizer, recipe,
+folder) -> manifest entries` (`lstm-nlp export --format onnx`).
+
 Adding a task means a new folder and one entry in TASKS (tests/test_registry.py does it with a
 toy task); nothing else in the package names tasks.
 """
@@ -41,6 +50,8 @@ class TaskSpec:
     unit: str                    # what training throughput counts ("tok", "texts")
     unit_long: str               # the same in reports ("target tokens")
     metrics: dict[str, tuple[str, bool]] = field(default_factory=lambda: dict(LOSS_METRICS))
+    gates_module: str = ""       # module with from_validation, from_text ("": no gate statistics)
+    onnx_module: str = ""        # module with export_onnx ("": no ONNX export)
 
     @property
     def recipe(self) -> type:
@@ -60,14 +71,17 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in [
              "lstm_nlp.tasks.translate.verbs",
              "lstm_nlp.tasks.translate.commands", "translation",
              ("translate", "eval"), "tok", "target tokens",
-             {**LOSS_METRICS, "bleu": ("val_bleu", True)}),
+             {**LOSS_METRICS, "bleu": ("val_bleu", True)},
+             onnx_module="lstm_nlp.tasks.translate.onnx_export",
+             gates_module="lstm_nlp.tasks.translate.gates"),
     TaskSpec("lm", "lstm_nlp.tasks.lm.config:LMRecipe", "lstm_nlp.tasks.lm.verbs",
              "lstm_nlp.tasks.lm.commands", "language", ("generate", "eval"),
-             "tok", "tokens"),
+             "tok", "tokens", gates_module="lstm_nlp.tasks.lm.gates"),
     TaskSpec("classify", "lstm_nlp.tasks.classify.config:ClassifyRecipe",
              "lstm_nlp.tasks.classify.verbs",
              "lstm_nlp.tasks.classify.commands", "classification",
-             ("classify", "eval"), "texts", "texts"),
+             ("classify", "eval"), "texts", "texts",
+             gates_module="lstm_nlp.tasks.classify.gates"),
 ]}
 
 # A chain is not a task (it trains other tasks' recipes in turn) but has a recipe of its own.

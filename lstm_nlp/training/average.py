@@ -12,7 +12,8 @@ from lstm_nlp.errors import CheckpointError
 from lstm_nlp.training import checkpoint
 
 # what only resume needs, or what describes one checkpoint and not the average
-_DROPPED = ("format", "version", "optimizer", "rng", "task_state", "average", "scaler")
+_DROPPED = ("format", "version", "optimizer", "rng", "cuda_rng", "mps_rng", "task_state",
+            "average", "scaler", "world_size", "ranks")
 
 
 def _model_section(ckpt: dict[str, Any]) -> tuple[Any, Any]:

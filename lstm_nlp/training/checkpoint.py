@@ -17,6 +17,7 @@ from lstm_nlp import filesystem
 from lstm_nlp.config import Recipe, recipe_from_dict
 from lstm_nlp.data.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
 from lstm_nlp.errors import CheckpointError, ConfigError, FileSystemError, LstmNlpError
+from lstm_nlp.export import folder as export_folder
 from lstm_nlp.tasks import registry
 from lstm_nlp.training import devices
 
@@ -105,10 +106,17 @@ def _save_refused(path: Path, payload: dict[str, Any], error: OSError) -> FileSy
 
 
 def load(path: Path, device: torch.device | None = None) -> dict[str, Any]:
-    """The checkpoint's contents, its tensors on `device` (the CPU when None)."""
+    """The checkpoint's contents, its tensors on `device` (the CPU when None). A safetensors
+    export's weights file gives the same contents (its weights, recipe and tokenizers)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from lstm_nlp.export import weights
+
+        state = weights.read(path)
+        state["model"] = {k: v.to(device or devices.CPU) for k, v in state["model"].items()}
+        return {"format": FORMAT, "version": VERSION, **state}
     try:
         ckpt = torch.load(path, map_location=device or devices.CPU, weights_only=True)
     except Exception as e:  # truncated zip, pickle error, unsafe global: all "not a checkpoint"
@@ -124,8 +132,16 @@ def load(path: Path, device: torch.device | None = None) -> dict[str, Any]:
 
 
 def resolve(model_path: Path) -> Path:
-    """A run folder means its best checkpoint (else its last); a file means itself."""
+    """A run folder means its best checkpoint (else its last); a safetensors export folder its
+    weights file; a file means itself."""
     model_path = Path(model_path)
+    manifest = export_folder.read_manifest(model_path) if model_path.is_dir() else None
+    if manifest is not None:
+        if manifest.get("kind") == "onnx":
+            raise CheckpointError(f"{model_path} is an ONNX export: translate with it through "
+                                  "--backend onnxruntime (the other verbs take a run folder, a "
+                                  "checkpoint or a safetensors export)")
+        return export_folder.member(model_path, manifest.get("weights"))
     chain = model_path / "chain.json"
     if model_path.is_dir() and chain.is_file():  # a chain answers with its last stage
         try:

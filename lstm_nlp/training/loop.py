@@ -9,7 +9,12 @@ replays exactly what an uninterrupted run would have done; with accumulation the
 optimizer steps and the batch index batches. The parts live beside this file: the
 position, window and clock (state.py), the schedules (schedules.py), the optimizer (optim.py),
 the weight average (averaging.py), the stop signals (signals.py), the divergence rule
-(divergence.py).
+(divergence.py), the processes training together (distributed.py).
+
+With several processes (ranks), a step's batches are the world_size * accum_steps next ones and
+rank r takes its accum_steps of them (r * accum_steps onwards), so that a step of N ranks is
+the step of one process with accum_steps N times as large; every rank makes the same decisions
+(limits, validation scores, stop signals) from numbers they agree on, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from typing import Any, Callable, NoReturn
 import torch
 
 from lstm_nlp.config.sections import TrainConfig
-from lstm_nlp.errors import DivergenceError, LstmNlpError, TrainingInterrupted
+from lstm_nlp.errors import ConfigError, DivergenceError, LstmNlpError, TrainingInterrupted
 from lstm_nlp.reporting.console import Reporter, info, truncate_metrics
 from lstm_nlp.tasks.base import LossOutput, TrainTask, inference
-from lstm_nlp.training import checkpoint, devices, runtime, threads
+from lstm_nlp.training import checkpoint, devices, distributed, runtime, threads
 from lstm_nlp.training.averaging import WeightAverage
 from lstm_nlp.training.divergence import LossMonitor
 from lstm_nlp.training.optim import build_optimizer, set_lr, unfreeze
@@ -49,12 +54,17 @@ class Trainer:
     checkpoint paths, with one method per part of a step so that each can be tested alone.
     `extra` (recipe, tokenizer) goes into every checkpoint; `stopping` is (the validation score
     that picks best.pt, whether higher is better). The model is on the run's device already:
-    batches, checkpoints read back and the gradient scaler follow it there."""
+    batches, checkpoints read back and the gradient scaler follow it there. `group`: the
+    processes training together (this one alone by default)."""
 
     def __init__(self, model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
-                 reporter: Reporter, extra: dict[str, Any], stopping: tuple[str, bool]):
+                 reporter: Reporter, extra: dict[str, Any], stopping: tuple[str, bool],
+                 group: distributed.Group = distributed.SINGLE):
         self.model, self.task, self.cfg, self.reporter, self.extra = \
             model, task, cfg, reporter, extra
+        self.group = group
+        self.replica = distributed.Replica(model, task, group)  # DDP with several processes
+        self.replica.refresh()  # which gives every rank the weights of rank 0 at once
         self.metric, self.higher = stopping
         self.device = devices.device_of(model)
         self.optimizer = build_optimizer(model, cfg)
@@ -77,8 +87,16 @@ class Trainer:
         """Continue from last.pt: weights, average, optimizer, gradient scale, position, RNG and
         the task's carried state, on this run's device (which may differ from the one that
         saved it); validations logged after that checkpoint are forgotten (replayed), the last
-        one before it stays the last validation until the next."""
+        one before it stays the last validation until the next. Every rank reads the same
+        file and takes its own RNG and carried state from it."""
         ckpt = checkpoint.load(self.last_path, self.device)
+        trained_by = ckpt.get("world_size", 1)
+        if trained_by != self.group.size:
+            raise ConfigError(
+                f"--resume: {self.last_path} was trained by {trained_by} "
+                f"process{'es' if trained_by > 1 else ''}, this run has {self.group.size}; "
+                f"resume it with as many (--nproc {trained_by}): the batches of a step and "
+                "the carried state are shared out by process")
         checkpoint.load_state(self.model, ckpt["model"], self.last_path, "model weights")
         if self.average is not None:
             if "average" not in ckpt:
@@ -89,26 +107,42 @@ class Trainer:
         if ckpt.get("scaler"):  # absent: saved without fp16 (or by an older lstm-nlp)
             self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["train_state"])
-        torch.set_rng_state(ckpt["rng"].cpu())  # map_location put it on the device
-        devices.set_rng_state(self.device, ckpt)
-        self.task.load_state_dict(ckpt.get("task_state", {}))
+        own = ckpt["ranks"][self.group.rank] if self.group.several else ckpt
+        torch.set_rng_state(own["rng"].cpu())  # map_location put it on the device
+        devices.set_rng_state(self.device, own)
+        self.task.load_state_dict(own.get("task_state", {}))
         self.saved_step = self.state.step
-        rows = truncate_metrics(self.metrics_path, self.state.step)
-        self.last_row = rows[-1] if rows else {}
+        self.last_row = self.group.from_main(self.truncate_metrics)
 
-    def _full_checkpoint(self) -> dict[str, Any]:
+    def truncate_metrics(self) -> dict[str, float]:
+        """Forget the validations logged after last.pt's step; the last one kept."""
+        rows = truncate_metrics(self.metrics_path, self.state.step)
+        return rows[-1] if rows else {}
+
+    def _full_checkpoint(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         """All that resume needs: the raw weights, and beside them the average; the gradient
-        scaler's state when it scales (fp16); the device's own RNG besides the CPU's."""
+        scaler's state when it scales (fp16); the RNG (the device's own besides the CPU's) and
+        the task's carried state, rank 0's at the top level and, with several processes, every
+        rank's in `ranks` with their number in `world_size`."""
         extras = {"average": self.average.state_dict()} if self.average is not None else {}
         if self.scaler.is_enabled():
             extras["scaler"] = self.scaler.state_dict()
+        if self.group.several:
+            extras.update(world_size=self.group.size, ranks=ranks)
         return {**self.extra, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "train_state": asdict(self.state),
-                "rng": torch.get_rng_state(), **devices.rng_state(self.device),
-                "task_state": self.task.state_dict(), **extras}
+                **ranks[0], **extras}
+
+    def rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: the RNG and the task's carried state (on the CPU)."""
+        return {"rng": torch.get_rng_state(), **devices.rng_state(self.device),
+                "task_state": devices.to_device(self.task.state_dict(), devices.CPU)}
 
     def save_last(self) -> None:
-        checkpoint.save(self.last_path, self._full_checkpoint())
+        """last.pt, written by rank 0 with every rank's own state (all ranks call this)."""
+        ranks = self.group.gather(self.rank_state())
+        if self.group.is_main:
+            checkpoint.save(self.last_path, self._full_checkpoint(ranks))
         self.saved_step = self.state.step
 
     def save_best(self) -> None:
@@ -116,7 +150,8 @@ class Trainer:
         averaging), the recipe, tokenizer and position; not the optimizer, RNG or task state,
         which only resume needs, and resume reads last.pt (Adam's two moments alone are twice
         the weights)."""
-        self._save_weights(self.best_path)
+        if self.group.is_main:
+            self._save_weights(self.best_path)
 
     def _save_weights(self, path: Path) -> None:
         """A weights-only checkpoint (best.pt's kind): the averaged weights when averaging."""
@@ -129,7 +164,7 @@ class Trainer:
         """train.keep_checkpoints > 0: this validation's weights as checkpoints/step-<step>.pt
         (for `lstm-nlp average`); the oldest beyond that many are deleted."""
         keep = self.cfg.keep_checkpoints
-        if not keep:
+        if not keep or not self.group.is_main:
             return
         folder = self.run_dir / checkpoint.KEPT_FOLDER
         folder.mkdir(exist_ok=True)
@@ -145,6 +180,7 @@ class Trainer:
         self.batches = self.task.epoch_batches(self.state.epoch)
         self.state.epoch_len = len(self.batches)
         unfreeze(self.model, self.cfg, self.state.epoch)
+        self.replica.refresh()
 
     def roll_over(self) -> str:
         """At an epoch's end, begin the next one; the limit that ends the run there instead
@@ -164,14 +200,17 @@ class Trainer:
         return devices.to_device(batch, self.device)
 
     def next_batches(self) -> list[Any]:
-        """The next step's batches: train.accum_steps of them, or what is left of the epoch
-        (a step never crosses an epoch's end)."""
-        n = min(self.cfg.accum_steps, len(self.batches) - self.state.batch_in_epoch)
-        return [self.next_batch(i) for i in range(n)]
+        """This rank's batches of the next step: train.accum_steps of them (the step takes
+        world_size times as many, or what is left of the epoch: a step never crosses an epoch's
+        end; rank r takes the r-th share of them). Empty for a rank that an epoch's last step
+        leaves without a batch."""
+        k, rank = self.cfg.accum_steps, self.group.rank
+        n = min(k * self.group.size, len(self.batches) - self.state.batch_in_epoch)
+        return [self.next_batch(i) for i in range(k * rank, min(n, k * (rank + 1)))]
 
     def steps_per_epoch(self) -> int:
         """Optimizer steps in the current epoch."""
-        return -(-len(self.batches) // self.cfg.accum_steps)
+        return -(-len(self.batches) // (self.cfg.accum_steps * self.group.size))
 
     def planned_steps(self) -> int | None:
         """The progress bar's first total; steps re-estimate it from the nearest limit."""
@@ -214,22 +253,10 @@ class Trainer:
         the loss and divides the gradients back before clipping, for fp16; for bf16 and fp32 it
         passes everything through (the same calls on every device).
 
-        Several batches give the gradient of one batch made of all their items: after each
-        batch the gradients are the mean over the items so far (the earlier ones' rescaled by
-        their share of the new total, the new batch's objective scaled by its share); a single
-        batch is the plain objective (a share of exactly 1)."""
+        Several batches give the gradient of one batch made of all their items (see
+        `accumulate`); with several processes, of all the ranks' batches of the step."""
         self.optimizer.zero_grad(set_to_none=True)
-        outs, total = [], 0
-        for batch in batches:
-            with runtime.autocast(self.cfg.precision, self.device):
-                out = self.task.loss(self.model, batch)
-            outs.append(out)
-            total, before = total + out.share(), total
-            objective = out.objective()
-            if before:
-                self.rescale_gradients(before / total)
-                objective = objective * (out.share() / total)
-            self.scaler.scale(objective).backward()
+        out, n_batches = self.accumulate(batches)
         if self.cfg.clip_norm > 0:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
@@ -239,8 +266,44 @@ class Trainer:
         if self.average is not None:
             self.average.update(self.state.step)
         self.state.step += 1
-        self.state.batch_in_epoch += len(outs)
-        return LossOutput.combined(outs)
+        self.state.batch_in_epoch += n_batches
+        return out
+
+    def accumulate(self, batches: tuple[Any, ...]) -> tuple[LossOutput, int]:
+        """Forward and backward of each batch, leaving the gradient of their mean objective (each
+        batch weighs its share: its tokens, or its normalizer), and their outputs combined.
+
+        After each batch the gradients are the mean over the items so far: the earlier ones'
+        rescaled by their share of the new total, the new batch's objective scaled by its share;
+        a single batch is the plain objective (a share of exactly 1). With several processes
+        the last batch's turn weighs against the whole step's total over all ranks (summed by
+        an all-reduce before its backward), times their number, which DDP's average divides
+        back: so the averaged gradient is that of one batch of all the ranks' items. A rank
+        without a batch runs the step's first one, weighted 0, to take part in the average."""
+        own = list(batches) or [self.next_batch()]  # without a batch: a stand-in
+        outs: list[LossOutput] = []
+        total, combined = 0, None
+        for i, batch in enumerate(own):
+            last = i == len(own) - 1
+            with self.replica.syncing(last):
+                with runtime.autocast(self.cfg.precision, self.device):
+                    out = self.replica.loss(batch)
+                if batches:
+                    outs.append(out)
+                total, before = total + out.share(), total
+                mean = total  # the divisor of the mean the gradients hold after this batch
+                if last and self.group.several:
+                    combined = self.group.combined(outs)  # (the step's output, its batches)
+                    mean = combined[0].share() / self.group.size
+                objective = out.objective()
+                if not batches:
+                    objective = objective * 0.0
+                elif mean != out.share():
+                    if before:
+                        self.rescale_gradients(before / mean)
+                    objective = objective * (out.share() / mean)
+                self.scaler.scale(objective).backward()
+        return combined or (LossOutput.combined(outs), len(outs))
 
     def rescale_gradients(self, factor: float) -> None:
         for p in self.model.parameters():
@@ -333,8 +396,9 @@ class Trainer:
 
     def validate(self) -> bool:
         """Validate, update the best score and the schedule, log a row, checkpoint (best.pt
-        when it improved); True when early stopping says stop."""
-        scores = self.scores()
+        when it improved); True when early stopping says stop. With several processes rank 0
+        validates and the others wait for its scores, from which all decide alike."""
+        scores = self.group.from_main(self.scores)
         self.check_scores(scores)
         improved = self.judge(scores[self.metric])
         plateau_decay(self.cfg, self.state, improved)
@@ -350,14 +414,20 @@ class Trainer:
         self.window = Window()
         return stop
 
-    def interrupt(self) -> NoReturn:
+    def stop_signal(self) -> int | None:
+        """The stop signal received (None while none); with several processes, by any rank,
+        agreed on by all after the same step, together with the elapsed time (max_minutes)."""
+        signum, self.state.elapsed_s = self.group.agree(self.signals.signum,
+                                                        self.state.elapsed_s)
+        return signum
+
+    def interrupt(self, signum: int) -> NoReturn:
         """A stop signal: save where the run stands (unless a validation just did) and stop;
         resume continues from here. A second signal during this save changes nothing."""
         self.tick()
         if self.saved_step != self.state.step:
             with self.signals.saving(then_abort=False):
                 self.save_last()
-        signum = self.signals.signum
         raise TrainingInterrupted(f"stopped by {describe(signum)} at step {self.state.step}; "
                                   f"saved {self.last_path} (continue with --resume)", signum)
 
@@ -374,7 +444,7 @@ class Trainer:
             info(f"[yellow]{taken}: training on {n} thread{'s' if n > 1 else ''}[/]"
                  if n < load.most else f"cores free again: training on {n} threads")
 
-        load = threads.governor(self.cfg.threads, said)
+        load = threads.governor(self.cfg.threads, said, self.group.local_pids)
         return load
 
     def fit(self, on_step: Callable[[int], None] | None = None) -> TrainResult:
@@ -416,14 +486,16 @@ class Trainer:
                                       f"{self.cfg.early_stopping_metric} "
                                       f"in {self.cfg.patience} validations")
                             break
-                    if self.signals.requested:
-                        self.interrupt()
+                        if (reason := self.group.from_main(self.reporter.stop_reason)):
+                            break  # a search's pruner (rank 0's reporter decides for all)
+                    if (signum := self.stop_signal()):
+                        self.interrupt(signum)
                     if (reason := self.limit_reached()):
                         break
                 if validated_at != self.state.step:
                     self.validate()
-                if self.signals.requested:  # came during that validation: saved, still stop
-                    self.interrupt()
+                if (signum := self.stop_signal()):  # came during that validation: saved, stop
+                    self.interrupt(signum)
         finally:
             self.reporter.stop()
             if load is not None:
@@ -433,11 +505,12 @@ class Trainer:
 
 def fit(model: torch.nn.Module, task: TrainTask, cfg: TrainConfig, run_dir: Path,
         reporter: Reporter, extra: dict[str, Any], resume: bool, stopping: tuple[str, bool],
-        on_step: Callable[[int], None] | None = None) -> TrainResult:
+        on_step: Callable[[int], None] | None = None,
+        group: distributed.Group = distributed.SINGLE) -> TrainResult:
     """Train until a limit or early stopping (resuming from run_dir/last.pt with `resume`);
     `extra` (recipe, tokenizer) goes into checkpoints; `stopping`: (validation score that picks
-    best.pt, higher is better)."""
-    trainer = Trainer(model, task, cfg, run_dir, reporter, extra, stopping)
+    best.pt, higher is better); `group`: the processes training together."""
+    trainer = Trainer(model, task, cfg, run_dir, reporter, extra, stopping, group)
     if resume:
         trainer.restore()
     return trainer.fit(on_step)

@@ -12,8 +12,10 @@ import torch
 
 from lstm_nlp import filesystem
 from lstm_nlp.config.sections import TrainConfig
+from lstm_nlp.data.token_store import RUN_CACHE
 from lstm_nlp.errors import ConfigError
 from lstm_nlp.training import devices
+from lstm_nlp.training import threads as threads_module
 
 
 def set_seed(seed: int) -> None:
@@ -72,8 +74,14 @@ def inference_precision(given: str | None, trained: str, device: torch.device) -
     return "fp32" if trained == "fp16" and device.type != "cuda" else trained
 
 
-def set_threads(threads: int) -> None:
-    if threads > 0:
+def set_threads(threads: int, local_processes: int = 1) -> None:
+    """train.threads (0: torch's default, all the cores) for a process alone on its machine; with
+    several training processes on it, train.threads (or all the cores) is the machine's, and
+    each process takes its share, at least one thread."""
+    if local_processes > 1:
+        cores = threads or threads_module.usable_cores()
+        torch.set_num_threads(max(1, cores // local_processes))
+    elif threads > 0:
         torch.set_num_threads(threads)
 
 
@@ -115,7 +123,8 @@ def prepare_run_dir(path: Path, overwrite: bool, resume: bool) -> Path:
             raise ConfigError(f"run folder {path} already exists; use --resume to continue it, "
                               "--overwrite to replace it, or --run-dir to pick another")
         filesystem.check_removable(path, "run folder")
-        filesystem.empty_folder(path, "run folder")
+        # the token store and tokenizer cache stays: a store is reused only for its own data
+        filesystem.empty_folder(path, "run folder", keep=(RUN_CACHE,))
     with filesystem.refused("cannot create run folder", path):
         path.mkdir(parents=True, exist_ok=True)
     check_writable(path)

@@ -23,6 +23,7 @@ def classify(
     output: Output = None,
     format: Annotated[Format, typer.Option("--format", "-f", metavar="tsv|jsonl", help="tsv: label, tab, probability; jsonl: every class's probability.")] = Format.tsv,
     batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Texts per batch \\[recipe].")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="jsonl: each token's weight (attention pooling's, else gradient x input).")] = False,
     precision: PrecisionOpt = None,
     device: DeviceOpt = None,
 ) -> None:
@@ -31,7 +32,7 @@ def classify(
 
     with output_stream(output) as out:
         verbs.classify(model, input, out, sys.stdin, format.value, batch_size,
-                       precision.value if precision else None, device)
+                       precision.value if precision else None, device, explain)
 
 
 COMMANDS = [classify]

@@ -83,6 +83,13 @@ class Classifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (T, B), lengths (B,) -> logits (B, C)."""
+        return self.head(self._pool(*self.read(ids, lengths)))
+
+    def read(self, ids: torch.Tensor, lengths: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the pooling sees: the LSTM outputs out (T', B, F) of the last T' positions
+        (chunked reading of a long text leaves out the chunks before its last max_tokens), the
+        mask of the positions to pool (T', B) and each text's last position in out (B,)."""
         if self.long_text == "chunk" and ids.size(0) > self.max_tokens:
             out, start = self._encode_chunks(ids, lengths)
         else:
@@ -92,7 +99,19 @@ class Classifier(nn.Module):
         pos = torch.arange(start, start + T, device=ids.device).unsqueeze(1)       # (T, 1)
         first = (lengths - self.max_tokens).clamp(min=0).unsqueeze(0)             # (1, B)
         mask = (pos < lengths.unsqueeze(0)) & (pos >= first)                       # (T, B)
-        return self.head(self._pool(out, mask, lengths - 1 - start))
+        return out, mask, lengths - 1 - start
+
+    def attention_weights(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Attention pooling's weights (T, B) over the positions of ids (T, B): the share of
+        each position in the pooled features (0 where nothing is pooled)."""
+        out, mask, _ = self.read(ids, lengths)
+        weights = self._attend(out, mask)                                           # (T', B)
+        return nn.functional.pad(weights, (0, 0, ids.size(0) - weights.size(0), 0))  # (T, B)
+
+    def _attend(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """out (T, B, F), mask (T, B) -> attention weights (T, B), summing to 1 per text."""
+        scores = self.attention(out).squeeze(2).masked_fill(~mask, float("-inf"))  # (T, B)
+        return scores.softmax(0)
 
     def _encode_chunks(self, ids: torch.Tensor, lengths: torch.Tensor
                        ) -> tuple[torch.Tensor, int]:
@@ -131,8 +150,7 @@ class Classifier(nn.Module):
             return (out * m).sum(0) / m.sum(0).clamp(min=1)
 
         if self.pooling == "attention":
-            scores = self.attention(out).squeeze(2).masked_fill(~mask, float("-inf"))  # (T, B)
-            return (scores.softmax(0).unsqueeze(2) * out).sum(0)
+            return (self._attend(out, mask).unsqueeze(2) * out).sum(0)
         if self.pooling == "concat":  # ULMFiT: [last, max, mean]
             return torch.cat([final(), maxed(), mean()], 1)
         return {"last": final, "max": maxed, "mean": mean}[self.pooling]()

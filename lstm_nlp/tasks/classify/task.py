@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lstm_nlp import metrics
 from lstm_nlp.data.batching import length_batches, pad
 from lstm_nlp.data.corpora import LabeledText
+from lstm_nlp.data.token_store import TokenStore
 from lstm_nlp.data.tokenizer import Tokenizer
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.tasks.base import LossOutput, inference
@@ -71,15 +73,20 @@ def collate(seqs: list[list[int]], labels: list[int], pad_id: int) -> ClassBatch
 
 
 class ClassificationTask:
-    """The trainer's view of classification: batches, loss and validation."""
+    """The trainer's view of classification: batches, loss and validation. The training texts'
+    ids come from a token store (`store`; else they are tokenized here), truncated as a batch
+    reads them."""
 
     def __init__(self, recipe: ClassifyRecipe, tok: Tokenizer, train: LabeledText,
-                 valid: LabeledText, classes: list[str]):
+                 valid: LabeledText, classes: list[str], store: TokenStore | None = None):
         self.recipe, self.tok, self.classes = recipe, tok, classes
         m = recipe.model
         self.train_texts = train.texts
-        self.train_ids = encode_texts(tok, train.texts, m.max_tokens, m.long_text)
-        self.lengths = [len(s) for s in self.train_ids]  # of the best segmentation: buckets
+        self.store = store or TokenStore.from_rows(tok.encode(train.texts), tok.vocab_size)
+        lengths = self.store.lengths()  # of the best segmentation: the buckets
+        if m.long_text != "chunk":
+            lengths = np.minimum(lengths, m.max_tokens)
+        self.lengths = (lengths + 1).tolist()  # <eos> first
         if recipe.train.subword_alpha and not hasattr(tok, "encode_sampled"):
             raise ConfigError(f"train.subword_alpha: samples sentencepiece segmentations; this "
                               f"run's tokenizer is {tok.kind!r} (set it to 0)")
@@ -90,17 +97,26 @@ class ClassificationTask:
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The epoch's batches; with subword sampling, also the epoch's segmentations (drawn
         from (seed, epoch) alone, so a resumed run sees the same ones)."""
-        alpha, m = self.recipe.train.subword_alpha, self.recipe.model
+        alpha = self.recipe.train.subword_alpha
         if alpha:
             sampled = self.tok.encode_sampled(self.train_texts, alpha,
                                               self.recipe.seed * 1_000_003 + epoch)
-            self.train_ids = clip(sampled, self.tok.eos_id, m.max_tokens, m.long_text)
+            self.store = TokenStore.from_rows(sampled, self.tok.vocab_size)
         return length_batches(self.lengths, self.recipe.train.batch_size, self.recipe.seed,
                               epoch)
 
+    @property
+    def train_ids(self) -> list[list[int]]:
+        """Every training text's ids as a batch reads them (truncated, <eos> first)."""
+        return self._clipped(range(self.store.n_lines))
+
+    def _clipped(self, indices) -> list[list[int]]:
+        m = self.recipe.model
+        return clip(self.store.rows(indices), self.tok.eos_id, m.max_tokens, m.long_text)
+
     def collate(self, indices: list[int]) -> ClassBatch:
-        return collate([self.train_ids[i] for i in indices],
-                       [self.train_labels[i] for i in indices], self.tok.pad_id)
+        return collate(self._clipped(indices), [self.train_labels[i] for i in indices],
+                       self.tok.pad_id)
 
     def loss(self, model: Classifier, batch: ClassBatch) -> LossOutput:
         logits = model(batch.ids, batch.lengths).float()                          # (B, C)

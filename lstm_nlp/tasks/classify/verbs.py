@@ -16,13 +16,16 @@ import torch
 from lstm_nlp import metrics
 from lstm_nlp.data.corpora import (LabeledText, load_labeled_file, load_labeled_split,
                                    split_off_validation)
+from lstm_nlp.data.sources import Corpus, LineList
 from lstm_nlp.data.textio import (HELD_OUT, check_input, read_input_lines, report_file,
                                    report_folder, split_name)
+from lstm_nlp.data.token_store import TokenCache
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.errors import CheckpointError, ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
-from lstm_nlp.reporting import markdown
+from lstm_nlp.reporting import figures, markdown
 from lstm_nlp.tasks.base import EvalRequest
+from lstm_nlp.tasks.classify import explain
 from lstm_nlp.tasks.classify.config import ClassifyRecipe
 from lstm_nlp.tasks.classify.model import Classifier, build_classifier
 from lstm_nlp.tasks.classify.task import (ClassificationTask, class_names, encode_texts, label_ids,
@@ -53,9 +56,13 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
     if len(classes) < 2:
         raise DataError(f"{train.origin}: one label only ({classes[0]!r}); a classifier needs "
                         "at least two")
+    texts = Corpus([LineList(train.texts, train.origin, None)], train.origin)
+    cache = TokenCache.for_run(run_dir)
     tok, pretrained = tokenizer_for_run(run_dir / "tokenizer" / "classify.model", recipe.model,
-                                        recipe.tokenizer, train.texts, recipe.seed, resume)
-    task = ClassificationTask(recipe, tok, train, valid, classes)
+                                        recipe.tokenizer, texts, recipe.seed, resume,
+                                        cache.train_tokenizer)
+    store = cache.stores(tok, None, {"classify-train": texts})["classify-train"]
+    task = ClassificationTask(recipe, tok, train, valid, classes, store)
     counts = {c: train.labels.count(c) for c in classes}
     reporting.info(f"data: {len(train):,} training texts ({train.origin}), {len(valid):,} "
                    f"validation texts; classes: "
@@ -66,7 +73,7 @@ def setup(recipe: ClassifyRecipe, run_dir: Path, resume: bool):
         n = load_weights(model, pretrained, ENCODER)
         reporting.info(f"encoder ({n} tensors) from the language model {pretrained.path}")
     n_params = sum(p.numel() for p in model.parameters())
-    lengths = sorted(len(s) for s in task.train_ids)
+    lengths = sorted(task.lengths)
     reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
                    f"median text {lengths[len(lengths) // 2]:,} tokens; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(), "classes": classes,
@@ -207,8 +214,11 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
                                                                for p in result["ensemble"])
     stem = report_folder(model_paths[0], out_dir) / stem
     reporting.write_json(report_file(stem, ".json"), result)
+    figure = figures.embedded(report_file(stem, "-confusion.png"), "confusion matrix",
+                              lambda: figures.confusion(result["classes"], result["confusion"],
+                                                        f"{data.origin}: confusion matrix"))
     report_file(stem, ".md").write_text(
-        f"# Evaluation\n\n{shown}\n\n{_scores_md(result)}\n"
+        f"# Evaluation\n\n{shown}\n\n{_scores_md(result)}\n{figure}\n"
         f"## Misclassified examples\n\n"
         f"{_errors_md(data, probs, result['classes'], recipe.eval.samples)}", encoding="utf-8")
     reporting.info(f"report: {report_file(stem, '.md')}")
@@ -229,24 +239,40 @@ def _labeled_stdin(lines: list[str], recipe: ClassifyRecipe) -> LabeledText:
                             .replace(folder, "stdin")) from None
 
 
-def _labeled_line(classes: list[str], probs: list[float] | None, fmt: str) -> str:
-    """One output line: `label<TAB>probability`, or JSON with every class's probability; an
-    empty input line (probs None) gives an empty line, or JSON nulls."""
+def _labeled_line(classes: list[str], probs: list[float] | None, fmt: str,
+                  extra: dict | None = None) -> str:
+    """One output line: `label<TAB>probability`, or JSON with every class's probability (and
+    the fields of `extra`: an explanation); an empty input line (probs None) gives an empty
+    line, or JSON nulls."""
+    extra = extra or {}
     if probs is None:
-        return json.dumps({"label": None, "probability": None, "probs": None}) + "\n" \
+        return json.dumps({"label": None, "probability": None, "probs": None, **extra}) + "\n" \
             if fmt == "jsonl" else "\n"
     best = max(range(len(probs)), key=probs.__getitem__)
     if fmt == "jsonl":
         return json.dumps({"label": classes[best], "probability": probs[best],
-                           "probs": dict(zip(classes, probs))}) + "\n"
+                           "probs": dict(zip(classes, probs)), **extra}) + "\n"
     return f"{classes[best]}\t{probs[best]:.4f}\n"
+
+
+def _explanations(member: Member, lines: list[str], texts: list[str], batch_size: int
+                  ) -> list[dict]:
+    """Per input line, its explanation's fields (nulls for an empty line)."""
+    found = iter(explain.explain(member[0], member[1], texts, batch_size) if texts else [])
+    empty = {"tokens": None, "weights": None, "explanation": None}
+    return [next(found) if line.strip() else empty for line in lines]
 
 
 def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, stdin: TextIO,
              fmt: str = "tsv", batch_size: int | None = None, precision: str | None = None,
-             device: str | None = None) -> None:
+             device: str | None = None, explaining: bool = False) -> None:
     """One line out per line in: `label<TAB>probability` or JSON with every class's
-    probability; several models are averaged (an ensemble)."""
+    probability; several models are averaged (an ensemble). `explaining`: per-token weights
+    in the JSON (explain.py), for one model."""
+    if explaining and fmt != "jsonl":
+        raise ConfigError("--explain adds per-token weights to JSON lines: give --format jsonl")
+    if explaining and len(model_paths) > 1:
+        raise ConfigError("--explain explains one model's predictions; give one --model")
     check_input(input_path)  # refused before the model loads, as is a device not here
     where = runtime.prepare_inference(device, precision)
     members = load_members(model_paths, where)
@@ -258,8 +284,10 @@ def classify(model_paths: list[Path], input_path: Path | None, output: TextIO, s
         texts = [line for line in lines if line.strip()]  # an empty line has nothing to classify
         rows = iter(ensemble_probs(members, texts, batch_size, precision).tolist() if texts
                     else [])
-        for line in lines:
-            output.write(_labeled_line(classes, next(rows) if line.strip() else None, fmt))
+        notes = _explanations(members[0], lines, texts, batch_size) if explaining \
+            else [None] * len(lines)
+        for line, note in zip(lines, notes):
+            output.write(_labeled_line(classes, next(rows) if line.strip() else None, fmt, note))
         output.flush()
         n, empty = n + len(texts), empty + len(lines) - len(texts)
     dt = time.perf_counter() - start

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
 from lstm_nlp.config.sections import TokenizerConfig
-from lstm_nlp.data.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, train_or_load_one
+from lstm_nlp.data.tokenizer import (Tokenizer, Trainer, load_tokenizer, save_tokenizer,
+                                     train_or_load_one, train_tokenizer)
 from lstm_nlp.errors import CheckpointError, ConfigError
 from lstm_nlp.tasks.lm.config import LMRecipe
 from lstm_nlp.training import checkpoint
@@ -71,14 +72,14 @@ def load_weights(model: torch.nn.Module, pre: Pretrained, prefixes: tuple[str, .
 
 
 def tokenizer_for_run(path: Path, model_cfg: Any, tokenizer_cfg: TokenizerConfig,
-                      texts: list[str], seed: int, resume: bool
-                      ) -> tuple[Tokenizer, Pretrained | None]:
+                      texts: Iterable[str], seed: int, resume: bool,
+                      trainer: Trainer = train_tokenizer) -> tuple[Tokenizer, Pretrained | None]:
     """The run's tokenizer (stored at `path`): the language model's when starting from one
-    (returned too, for its weights), else loaded or trained from `texts`. A resumed run keeps
-    the tokenizer it stored."""
+    (returned too, for its weights), else loaded or trained from `texts` by `trainer`. A
+    resumed run keeps the tokenizer it stored."""
     if model_cfg.init_from and not resume:
         pre = load_language_model(model_cfg.init_from)
         check_compatible(model_cfg, tokenizer_cfg, pre)
         save_tokenizer(path, pre.tokenizer)
         return load_tokenizer(path), pre
-    return train_or_load_one(path, tokenizer_cfg, texts, seed), None
+    return train_or_load_one(path, tokenizer_cfg, texts, seed, trainer), None

@@ -9,10 +9,11 @@ from typing import TextIO
 
 import torch
 
-from lstm_nlp.data.corpora import (TextLines, load_text_file, load_text_split, read_lines,
-                                   split_off_validation)
+from lstm_nlp.data.corpora import TextLines, load_text_split, read_lines
+from lstm_nlp.data.sources import language_corpora
 from lstm_nlp.data.textio import (HELD_OUT, check_input, read_input_lines, report_file,
                                    report_folder, split_name)
+from lstm_nlp.data.token_store import TokenCache
 from lstm_nlp.data.tokenizer import Tokenizer, tokenizer_state
 from lstm_nlp.errors import ConfigError
 from lstm_nlp.reporting import console as reporting
@@ -28,10 +29,15 @@ from lstm_nlp.training.devices import device_of
 
 
 def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
-    train_text, valid_text = _splits(recipe)
+    """The training and validation streams come from token stores (data/token_store.py): the
+    text is tokenized once, in parallel, and memory-mapped, not held."""
+    train_text, valid_text = language_corpora(recipe.data, recipe.seed)
+    cache = TokenCache.for_run(run_dir)
     tok, pretrained = tokenizer_for_run(run_dir / "tokenizer" / "lm.model", recipe.model,
-                                        recipe.tokenizer, train_text.lines, recipe.seed, resume)
-    train_ids, valid_ids = token_stream(tok, train_text.lines), token_stream(tok, valid_text.lines)
+                                        recipe.tokenizer, train_text, recipe.seed, resume,
+                                        cache.train_tokenizer)
+    stores = cache.stores(tok, tok.eos_id, {"lm-train": train_text, "lm-valid": valid_text})
+    train_ids, valid_ids = stores["lm-train"].stream(), stores["lm-valid"].stream()
     reporting.info(f"data: {train_ids.numel():,} training tokens ({train_text.origin}), "
                    f"{valid_ids.numel():,} validation tokens ({_unk_rate(tok, valid_ids):.2%} "
                    f"unknown)")
@@ -44,7 +50,7 @@ def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
     n_params = sum(p.numel() for p in model.parameters())
     tr = recipe.train
     reporting.info(f"model: {n_params:,} parameters; {tok.kind} vocabulary {tok.vocab_size:,}; "
-                   f"{reporting.counted(tr.batch_size, 'stream')} of {task.data.size(0):,} tokens, "
+                   f"{reporting.counted(task.data.size(1), 'stream')} of {task.data.size(0):,} tokens, "
                    f"bptt {tr.bptt}"
                    f"{' (variable)' if tr.variable_bptt else ''}; run folder {run_dir}")
     extra = {"task": recipe.task, "recipe": recipe.to_dict(),
@@ -52,21 +58,18 @@ def setup(recipe: LMRecipe, run_dir: Path, resume: bool):
     return task, model, extra
 
 
-def _splits(recipe: LMRecipe) -> tuple[TextLines, TextLines]:
-    """Training text (the train split, then each `extra_train` file) and validation text; without
-    a validation split, a seeded random `valid_fraction` of the training lines is held out."""
-    d = recipe.data
-    parts = [load_text_split(d, d.train)]
-    parts += [load_text_file(Path(d.dir) / name, d) for name in d.extra_train]
-    train = TextLines([line for part in parts for line in part.lines],
-                      " + ".join(part.origin for part in parts))
-    if d.valid:
-        return train, load_text_split(d, d.valid)
-    return split_off_validation(train, d.valid_fraction, recipe.seed)
+def _held_out(recipe: LMRecipe) -> TextLines:
+    """The validation lines held out of the training text (`valid: ""`), read line by line:
+    only they are kept."""
+    valid = language_corpora(recipe.data, recipe.seed)[1]
+    return TextLines(list(valid), valid.origin)
 
 
-def _unk_rate(tok: Tokenizer, ids: torch.Tensor) -> float:
-    return float((ids == tok.unk_id).float().mean()) if ids.numel() else 0.0
+def _unk_rate(tok: Tokenizer, ids: torch.Tensor, block: int = 1 << 24) -> float:
+    """The share of <unk> in a stream, counted a block at a time (a store's stream is large)."""
+    unknown = sum(int((ids[i: i + block] == tok.unk_id).sum())
+                  for i in range(0, ids.numel(), block))
+    return unknown / ids.numel() if ids.numel() else 0.0
 
 
 def rebuild(ckpt: dict, recipe: LMRecipe, path: Path) -> tuple[LanguageModel, Tokenizer]:
@@ -144,7 +147,7 @@ def evaluate(request: EvalRequest, loaded: tuple[LanguageModel, Tokenizer, LMRec
         text, name = TextLines(lines, "stdin"), "stdin"
     else:
         name = split_name(recipe, split or "test")
-        text = _splits(recipe)[1] if name == HELD_OUT else load_text_split(recipe.data, name)
+        text = _held_out(recipe) if name == HELD_OUT else load_text_split(recipe.data, name)
     precision = runtime.inference_precision(precision, recipe.train.precision, device_of(model))
     result = _perplexity(model, tok, text, batch_size or recipe.eval.batch_size, recipe,
                          precision)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from lstm_nlp.cli.app import DeviceOpt, Models, Output, PrecisionOpt, output_stream, positive
+
+
+class Backend(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
 
 
 def translate(
@@ -26,6 +32,7 @@ def translate(
     scores: Annotated[bool, typer.Option("--scores", help="Add the log-probability and the length-normalised score, tab-separated.")] = False,
     alignments: Annotated[bool, typer.Option("--alignments", help="Add word alignments from attention (Pharaoh i-j), tab-separated.")] = False,
     attention: Annotated[Optional[Path], typer.Option("--attention", metavar="FILE", help="Write each line's attention over the source pieces as JSON lines.")] = None,
+    backend: Annotated[Backend, typer.Option(metavar="torch|onnxruntime", help="torch: a run or checkpoint; onnxruntime: a folder of lstm-nlp export --format onnx (fp32, CPU).")] = Backend.torch,
 ) -> None:
     """Translate lines from stdin (or --input) to stdout: one output line per input line (a
     block of --n-best lines)."""
@@ -34,7 +41,7 @@ def translate(
 
     options = dict(beam=beam, length_penalty=length_penalty, max_len_ratio=max_len_ratio,
                    batch_size=batch_size, precision=precision.value if precision else None,
-                   device=device)
+                   device=device, backend=backend.value)
     with output_stream(output) as out, \
             output_stream(attention) if attention else contextlib.nullcontext() as att:
         details = Details(n_best, scores, alignments, att)

@@ -82,7 +82,10 @@ class Seq2SeqModel(nn.Module):
         out, state, weights = self.decoder.step(prev, enc.state, enc.keys, enc.memory, enc.mask,
                                                 enc.weights)
         logits = linear(out, *enc.output).float()                               # (N, V)
-        logp = torch.log_softmax(logits, dim=-1, out=logits)  # in place: one (N, V) pass less
+        if torch.jit.is_tracing():  # the ONNX export: its exporter has no form for out=
+            logp = torch.log_softmax(logits, dim=-1)
+        else:
+            logp = torch.log_softmax(logits, dim=-1, out=logits)  # in place: one (N, V) pass less
         return logp, Encoded(enc.memory, enc.keys, enc.mask, state, enc.weights,
                              enc.output), weights
 

@@ -8,9 +8,12 @@ from typing import Callable
 
 import torch
 
+import numpy as np
+
 from lstm_nlp import metrics
 from lstm_nlp.data.batching import Seq2SeqBatch, pad, seq2seq_batch, sorted_chunks, token_batches
 from lstm_nlp.data.corpora import ParallelText
+from lstm_nlp.data.token_store import TokenStore
 from lstm_nlp.data.tokenizer import TokenizerPair
 from lstm_nlp.errors import DataError
 from lstm_nlp.tasks.base import LossOutput, inference
@@ -31,26 +34,45 @@ class DecodeOptions:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
 
 
-class TranslationTask:
-    """The trainer's view of translation: batches, loss and validation."""
+@dataclass
+class TokenizedPairs:
+    """The training pairs as token ids: a store per side, line i of one aligned with line i of
+    the other."""
 
-    def __init__(self, recipe: Recipe, tok: TokenizerPair, train: ParallelText,
+    src: TokenStore
+    tgt: TokenStore
+    origin: str
+
+    @classmethod
+    def encode(cls, tok: TokenizerPair, pairs: ParallelText) -> TokenizedPairs:
+        """Pairs tokenized here, held in memory."""
+        return cls(TokenStore.from_rows(tok.src.encode(pairs.src), tok.src.vocab_size),
+                   TokenStore.from_rows(tok.tgt.encode(pairs.tgt), tok.tgt.vocab_size),
+                   pairs.origin)
+
+
+class TranslationTask:
+    """The trainer's view of translation: batches, loss and validation. The training pairs are
+    text (tokenized here) or token stores; the length buckets come from the stores' indexes,
+    and a batch reads its rows from them."""
+
+    def __init__(self, recipe: Recipe, tok: TokenizerPair, train: ParallelText | TokenizedPairs,
                  valid: ParallelText):
         self.recipe, self.tok, self.valid = recipe, tok, valid
-        src, tgt = tok.src.encode(train.src), tok.tgt.encode(train.tgt)
+        pairs = train if isinstance(train, TokenizedPairs) else TokenizedPairs.encode(tok, train)
+        src_lens, tgt_lens = pairs.src.lengths(), pairs.tgt.lengths()
         d = recipe.data
-        keep = [i for i, (s, t) in enumerate(zip(src, tgt))
-                if 0 < len(s) <= d.max_src_len and 0 < len(t) <= d.max_tgt_len]
+        keep = np.flatnonzero((src_lens > 0) & (src_lens <= d.max_src_len)
+                              & (tgt_lens > 0) & (tgt_lens <= d.max_tgt_len))
         if d.max_train_examples:
             keep = keep[: d.max_train_examples]
-        if not keep:
-            raise DataError(f"{train.origin}: no training pair left after length filtering "
+        if not len(keep):
+            raise DataError(f"{pairs.origin}: no training pair left after length filtering "
                             f"(max_src_len {d.max_src_len}, max_tgt_len {d.max_tgt_len})")
-        self.dropped = len(src) - len(keep)
-        self.src = [src[i] for i in keep]
-        self.tgt = [tgt[i] for i in keep]
-        self.src_lens = [len(s) for s in self.src]
-        self.tgt_lens = [len(t) for t in self.tgt]
+        self.dropped = len(src_lens) - len(keep)
+        self.pairs, self.rows = pairs, keep  # batch index i -> line rows[i] of the stores
+        self.src_lens = src_lens[keep].tolist()
+        self.tgt_lens = tgt_lens[keep].tolist()
         self.valid_src = tok.src.encode(valid.src)
         self.valid_tgt = tok.tgt.encode(valid.tgt)
 
@@ -63,9 +85,9 @@ class TranslationTask:
                              self.recipe.seed, epoch)
 
     def collate(self, indices: list[int]) -> Seq2SeqBatch:
-        t = self.tok.tgt
-        return seq2seq_batch([self.src[i] for i in indices], [self.tgt[i] for i in indices],
-                             t.pad_id, t.bos_id, t.eos_id)
+        t, rows = self.tok.tgt, self.rows[indices].tolist()
+        return seq2seq_batch(self.pairs.src.rows(rows), self.pairs.tgt.rows(rows), t.pad_id,
+                             t.bos_id, t.eos_id)
 
     def loss(self, model: Seq2SeqModel, batch: Seq2SeqBatch) -> LossOutput:
         tr = self.recipe.train

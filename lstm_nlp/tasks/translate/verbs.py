@@ -10,30 +10,46 @@ from typing import TextIO
 import torch
 
 from lstm_nlp.data.corpora import ParallelText, load_parallel_files, load_split
+from lstm_nlp.data.sources import parallel_corpora
 from lstm_nlp.data.textio import (check_input, read_input_lines, report_file, report_folder,
                                    split_name)
+from lstm_nlp.data.token_store import TokenCache
 from lstm_nlp.data.tokenizer import TokenizerPair, UnknownText, train_or_load
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
 from lstm_nlp.reporting import markdown
 from lstm_nlp.tasks.base import EvalRequest, overridden
+from lstm_nlp.tasks.translate import heatmaps
 from lstm_nlp.tasks.translate.config import TranslateRecipe
 from lstm_nlp.tasks.translate.ensemble import Ensemble, check_members
 from lstm_nlp.tasks.translate.output import Details, detailed_lines
 from lstm_nlp.tasks.translate.model import Seq2SeqModel, build_model
-from lstm_nlp.tasks.translate.task import DecodeOptions, TranslationTask, score, translate_lines
+from lstm_nlp.tasks.translate.task import (DecodeOptions, TokenizedPairs, TranslationTask, score,
+                                           translate_lines)
 from lstm_nlp.training import checkpoint, runtime
 from lstm_nlp.training.devices import device_of
 
 
 def setup(recipe: TranslateRecipe, run_dir: Path, resume: bool):
+    """The training pairs come from token stores (data/token_store.py): tokenized once, in
+    parallel, memory-mapped; the validation pairs are read and tokenized here (BLEU needs
+    their text)."""
     d = recipe.data
-    train_split, valid_split = load_split(d, d.train), load_split(d, d.valid)
-    reporting.info(f"data: {len(train_split):,} training pairs ({train_split.origin}), "
+    src_text, tgt_text = parallel_corpora(d, d.train)
+    valid_split = load_split(d, d.valid)
+    cache = TokenCache.for_run(run_dir)
+    tok = train_or_load(run_dir / "tokenizer", recipe.tokenizer, src_text, tgt_text,
+                        recipe.seed, cache.train_tokenizer)
+    train = TokenizedPairs(cache.stores(tok.src, None, {"translate-src": src_text})
+                           ["translate-src"],
+                           cache.stores(tok.tgt, None, {"translate-tgt": tgt_text})
+                           ["translate-tgt"], f"{src_text.origin} + {tgt_text.origin}")
+    if train.src.n_lines != train.tgt.n_lines:
+        raise DataError(f"misaligned files: {src_text.origin} has {train.src.n_lines} lines, "
+                        f"{tgt_text.origin} has {train.tgt.n_lines}")
+    reporting.info(f"data: {train.src.n_lines:,} training pairs ({train.origin}), "
                    f"{len(valid_split):,} validation pairs")
-    tok = train_or_load(run_dir / "tokenizer", recipe.tokenizer, train_split.src,
-                        train_split.tgt, recipe.seed)
-    task = TranslationTask(recipe, tok, train_split, valid_split)
+    task = TranslationTask(recipe, tok, train, valid_split)
     if task.dropped:
         reporting.info(f"length filter: dropped {task.dropped:,} training pairs")
     runtime.set_seed(recipe.seed)
@@ -100,15 +116,27 @@ def translate(model_paths: list[Path], input_path: Path | None, output: TextIO, 
               beam: int | None = None, length_penalty: float | None = None,
               max_len_ratio: float | None = None, batch_size: int | None = None,
               precision: str | None = None, device: str | None = None,
-              details: Details | None = None) -> None:
+              details: Details | None = None, backend: str = "torch") -> None:
     """Translations of stdin's (or the file's) lines, one per line; `details` asks for n-best
-    lists, scores, alignments or attention instead (output.py)."""
+    lists, scores, alignments or attention instead (output.py). backend "onnxruntime": the
+    model is an ONNX export folder, decoded by onnxruntime through the same search code
+    (onnx_backend.py)."""
     check_input(input_path)  # refused before the model loads, as is a device not here
     details = details or Details()
     if details.wanted and beam is not None:
         details.check(beam)  # an impossible request is refused before the model loads
-    where = runtime.prepare_inference(device, precision)
-    model, tok, recipe = load_translator(model_paths, "translate", where)
+    if backend == "onnxruntime":
+        from lstm_nlp.tasks.translate import onnx_backend
+
+        if len(model_paths) > 1:
+            raise ConfigError("--backend onnxruntime takes one exported model (-m DIR); "
+                              "ensembles decode with the torch backend")
+        where = onnx_backend.prepare(device, precision)
+        model, tok, recipe = onnx_backend.load(model_paths[0])
+        precision = onnx_backend.PRECISION
+    else:
+        where = runtime.prepare_inference(device, precision)
+        model, tok, recipe = load_translator(model_paths, "translate", where)
     opts = decode_options(recipe, where, beam, length_penalty, max_len_ratio, batch_size,
                           precision)
     details.check(opts.beam_size)
@@ -126,7 +154,7 @@ def translate(model_paths: list[Path], input_path: Path | None, output: TextIO, 
     models = f", {len(model_paths)} models" if len(model_paths) > 1 else ""
     reporting.info(f"translated {reporting.counted(n, 'line')} in {dt:.1f}s "
                    f"({n / max(dt, 1e-9):,.1f} sentences/s, beam {opts.beam_size}, "
-                   f"{opts.precision} on {where}{models})")
+                   f"{opts.precision} on {where}, {backend}{models})")
     if unknown.lines:
         reporting.warning(unknown.summary(n))
 
@@ -161,9 +189,10 @@ def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, Tr
     stem = report_folder(model_paths[0], request.out_dir) / stem
     report_file(stem, ".hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     reporting.write_json(report_file(stem, ".json"), result)
-    report_file(stem, ".md").write_text(_eval_markdown(result, _samples(pairs, hyps,
-                                                                       recipe.eval.samples)),
-                                       encoding="utf-8")
+    samples = _samples(pairs, hyps, recipe.eval.samples)
+    report_file(stem, ".md").write_text(_eval_markdown(result, samples)
+                                        + heatmaps.section(model, tok, samples, stem),
+                                        encoding="utf-8")
     reporting.print_scores(f"{name} (beam {opts.beam_size})", {
         k: result[k] for k in ("sentences", "bleu", "chrf", "ppl", "sentences_per_s")})
     reporting.info(f"BLEU signature: {result['bleu_signature']}")
