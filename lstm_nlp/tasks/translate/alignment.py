@@ -15,13 +15,6 @@ from lstm_nlp.data.tokenizer import Tokenizer
 WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word ("▁")
 
 
-def pieces(tok: Tokenizer, ids: list[int]) -> list[str]:
-    """The tokens' strings: sentencepiece pieces (with their ▁), or words."""
-    if tok.kind == "word":
-        return tok.decode([[i] for i in ids]) if ids else []
-    return [tok.sp.IdToPiece(i) for i in ids]
-
-
 def word_of_piece(tok: Tokenizer, ids: list[int], text: str) -> list[int]:
     """The word of `text` (whitespace-separated, text being the pieces' detokenized form) each
     token belongs to. A piece begins a new word when it starts with ▁ (a lone ▁ begins the
@@ -30,7 +23,7 @@ def word_of_piece(tok: Tokenizer, ids: list[int], text: str) -> list[int]:
     if tok.kind == "word":
         return [min(i, last) for i in range(len(ids))]
     words, starts = [], 0
-    for piece in pieces(tok, ids):
+    for piece in tok.id_to_piece(ids):
         starts += piece.startswith(WORD_START)
         words.append(min(max(starts - 1, 0), last))
     return words

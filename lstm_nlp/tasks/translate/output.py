@@ -10,7 +10,7 @@ from typing import TextIO
 
 from lstm_nlp.data.tokenizer import TokenizerPair
 from lstm_nlp.errors import ConfigError
-from lstm_nlp.tasks.translate.alignment import hard_links, pharaoh, pieces, word_of_piece
+from lstm_nlp.tasks.translate.alignment import hard_links, pharaoh, word_of_piece
 from lstm_nlp.tasks.translate.search import Hypothesis
 from lstm_nlp.tasks.translate.task import DecodeOptions, translate_hypotheses
 
@@ -105,6 +105,6 @@ def _attention_json(n: int, tok: TokenizerPair, ids: list[int], hyp: Hypothesis 
     source pieces} of the best hypothesis."""
     weights = [] if hyp is None else [[round(w, 5) for w in row]
                                       for row in hyp.attention.tolist()]
-    return json.dumps({"sentence": n, "src": pieces(tok.src, ids),
-                       "tgt": pieces(tok.tgt, hyp.tokens) if hyp else [],
+    return json.dumps({"sentence": n, "src": tok.src.id_to_piece(ids),
+                       "tgt": tok.tgt.id_to_piece(hyp.tokens) if hyp else [],
                        "attention": weights}, ensure_ascii=False) + "\n"
