@@ -180,12 +180,13 @@ def test_language_model_windows_equal_the_in_memory_stream(tmp_path):
     for epoch in (0, 1):
         batches = task.epoch_batches(epoch)
         assert len(batches) > 50
-        for start, length in batches:
-            w = task.collate((start, length))
+        for start, length, part in batches:  # one part: one process, no accumulation
+            assert part == 0
+            w = task.collate((start, length, part))
             assert w.inputs.dtype == torch.long and w.inputs.is_contiguous()
             assert torch.equal(w.inputs, data[start: start + length])
             assert torch.equal(w.targets, data[start + 1: start + 1 + length])
-    assert torch.equal(window(data, 5, 9).inputs, task.collate((5, 9)).inputs)
+    assert torch.equal(window(data, 5, 9).inputs, task.collate((5, 9, 0)).inputs)
 
 
 def test_translation_batches_equal_the_in_memory_ones(tmp_path):
