@@ -2,9 +2,9 @@
 follows the decoding protocol below: a `Seq2SeqModel`, an ensemble of them (`ensemble.py`), an
 exported model run by another backend.
 
-The protocol. Shapes: B sentences, K hypotheses per sentence (1 in greedy search and at the
-first step of beam search, then the beam size), N = B*K rows, where rows b*K ... b*K+K-1 are
-sentence b's; S source length, V target vocabulary.
+The protocol. Shapes: B sentences, K hypotheses per sentence (1 in greedy search, the beam size
+in beam search), N = B*K rows, where rows b*K ... b*K+K-1 are sentence b's; S source length,
+V target vocabulary.
 
     model.encode(src (B, S) long, lengths (B,) long) -> enc: one hypothesis per sentence
     model.decode_step(prev (N,) long, enc) -> (logp (N, V) float32 log-probabilities of the
@@ -20,8 +20,9 @@ when sentences finish and leave the batch.
 Both searches return token ids without BOS/EOS; their bookkeeping tensors live on the source's
 device and they synchronise with it once per step (to know whether sentences finished). Beam
 search scores finished hypotheses with the GNMT length penalty ((5 + len) / 6) ** alpha (Wu et
-al. 2016); alpha 0 is the raw log-probability. With beam size 1 it returns exactly what greedy
-decoding returns.
+al. 2016); alpha 0 is the raw log-probability. With beam size 1 it returns what greedy decoding
+returns (exactly in fp32; where bf16 rounds the two best tokens' scores equal, torch's topk may
+take the other one than argmax's first).
 """
 
 from __future__ import annotations
