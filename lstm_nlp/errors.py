@@ -44,3 +44,14 @@ class Aborted(KeyboardInterrupt):
 class FileSystemError(LstmNlpError):
     """The operating system refused to read or write a path (missing, a folder, read-only, no
     permission, disk full); the message names the path and the reason."""
+
+
+def check_format(obj: object, path: object, fmt: str, version: int, what: str, label: str
+                 ) -> None:
+    """A file lstm-nlp wrote (a checkpoint, an export manifest) read back as `obj`: a dict with
+    this `format` and `version`, else the one line that says which it is not."""
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise CheckpointError(f"{path}: not an lstm-nlp {what}")
+    if obj.get("version") != version:
+        raise CheckpointError(f"{path}: {label} version {obj.get('version')} is not "
+                              f"supported (this lstm-nlp reads version {version})")

@@ -4,7 +4,9 @@ does, and `classify --explain`."""
 
 import copy
 import json
+import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -115,6 +117,28 @@ def test_a_run_without_matplotlib_finishes_with_a_warning(monkeypatch, tmp_path)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "curves.png" not in report and "## Gate statistics" in report
     assert not (tmp_path / "run" / "curves.png").exists()
+
+
+def test_matplotlib_loads_in_the_background_while_a_run_scores_its_test_split():
+    """`warm_up` (called when training ends) imports matplotlib on a thread, so the report's
+    figures later cost their drawing only."""
+    code = ("import sys, threading\n"
+            "from lstm_nlp.reporting import figures\n"
+            "assert 'matplotlib' not in sys.modules\n"
+            "figures.warm_up()\n"
+            "loading = [t for t in threading.enumerate() if t.name == 'matplotlib import']\n"
+            "[t.join() for t in loading]\n"
+            "print(len(loading), 'matplotlib.figure' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "True"]
+
+
+def test_warm_up_without_matplotlib_starts_nothing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    before = threading.active_count()
+    figures.warm_up()
+    assert threading.active_count() == before
 
 
 def test_figures_are_written_atomically(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lstm_nlp import __version__, filesystem
-from lstm_nlp.errors import CheckpointError, ConfigError, FileSystemError
+from lstm_nlp.errors import CheckpointError, ConfigError, FileSystemError, check_format
 
 MANIFEST = "manifest.json"
 FORMAT = "lstm-nlp-export"
@@ -83,11 +83,7 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not a readable manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an lstm-nlp export manifest")
-    if manifest.get("version") != VERSION:
-        raise CheckpointError(f"{path}: export version {manifest.get('version')} is not "
-                              f"supported (this lstm-nlp reads version {VERSION})")
+    check_format(manifest, path, FORMAT, VERSION, "export manifest", "export")
     return manifest
 
 

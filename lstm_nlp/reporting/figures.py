@@ -8,8 +8,11 @@ writes one atomically (a temp file renamed over the PNG) and says where in Markd
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import math
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -32,6 +35,20 @@ def figure_class(feature: str) -> Any:
     from matplotlib.figure import Figure
 
     return Figure
+
+
+def warm_up() -> None:
+    """Import matplotlib (about half a second) on a background thread, while the caller does
+    other work, so that the figures drawn later cost only their drawing; nothing when the
+    `plots` extra is missing (the figures then say so themselves)."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        threading.Thread(target=_import_matplotlib, name="matplotlib import", daemon=True).start()
+
+
+def _import_matplotlib() -> None:
+    with contextlib.suppress(Exception):  # a broken install is reported where figures are drawn
+        for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):  # savefig's
+            importlib.import_module(module)
 
 
 @contextlib.contextmanager

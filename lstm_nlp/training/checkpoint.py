@@ -16,7 +16,8 @@ import torch
 from lstm_nlp import filesystem
 from lstm_nlp.config import Recipe, recipe_from_dict
 from lstm_nlp.data.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_state
-from lstm_nlp.errors import CheckpointError, ConfigError, FileSystemError, LstmNlpError
+from lstm_nlp.errors import (CheckpointError, ConfigError, FileSystemError, LstmNlpError,
+                             check_format)
 from lstm_nlp.export import folder as export_folder
 from lstm_nlp.tasks import registry
 from lstm_nlp.training import devices
@@ -123,11 +124,7 @@ def load(path: Path, device: torch.device | None = None) -> dict[str, Any]:
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable lstm-nlp checkpoint "
                               f"(corrupt, truncated or foreign file): {reason}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an lstm-nlp checkpoint")
-    if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not "
-                              f"supported (this lstm-nlp reads version {VERSION})")
+    check_format(ckpt, path, FORMAT, VERSION, "checkpoint", "checkpoint")
     return ckpt
 
 

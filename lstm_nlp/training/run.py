@@ -19,6 +19,7 @@ from lstm_nlp.config import Recipe, load_recipe, save_recipe
 from lstm_nlp.errors import ConfigError, DataError, LstmNlpError
 from lstm_nlp.reporting import board as boards
 from lstm_nlp.reporting import console as reporting
+from lstm_nlp.reporting import figures
 from lstm_nlp.tasks import chain, registry
 from lstm_nlp.training import checkpoint, distributed, insight
 from lstm_nlp.training import loop as trainer
@@ -97,6 +98,7 @@ def _train(recipe: Recipe, run_dir: Path, overwrite: bool, resume: bool,
                          on_step, group)
     if not group.is_main:
         return run_dir
+    figures.warm_up()  # matplotlib loads while the test split is scored
     best = reporting.format_metric(stopping[0], result.state.best_score)
     reporting.info(f"training ended: {result.reason or 'done'}; best val "
                    f"{recipe.train.early_stopping_metric} {best} at step {result.state.best_step:,}")
