@@ -10,7 +10,12 @@ uses only functions every version has, and --hyp-dir writes the hypotheses for a
         [--model OTHER] [--src ../shared/data/multi30k/test2016.en] [--rounds 3] [--hyp-dir DIR]
 
 Without --src: the test split of the first model's recipe. Prints one line per model and
-setting: the median sentences/s over the rounds, and every round's figure.
+setting: the median sentences/s over the rounds, and every round's figure; then, for the first
+model, the arithmetic each sentence needs: decoder steps per sentence (hypothesis rows summed
+over the steps, counted in one untimed pass) times the multiply-adds of one step's matrix
+products (the decoder's LSTM and attention-output weights and the output layer; attention over
+the source, softmax and search are left out), and the GFLOP/s the median speed is, to hold
+against what the machine's matrix products reach (bench_matmul.py).
 """
 
 from __future__ import annotations
@@ -47,6 +52,32 @@ def timed(model, tok, recipe, lines: list[str], beam: int, precision: str
     return len(lines) / (time.perf_counter() - start), hyps
 
 
+def step_macs(model) -> int:
+    """Multiply-adds of one decoder step for one hypothesis: the decoder's weight matrices
+    (not its embedding, not the attention keys' projection, which runs once per source) and
+    the output layer."""
+    decoder = sum(p.numel() for name, p in model.decoder.named_parameters(remove_duplicate=False)
+                  if p.dim() == 2 and "embed" not in name and "key_proj" not in name)
+    return decoder + model.output.weight.numel()
+
+
+def rows_per_sentence(model, tok, recipe, lines: list[str], beam: int, precision: str) -> float:
+    """Hypothesis rows the decoder steps through per sentence (an untimed pass)."""
+    cls, counted = type(model), [0]
+    plain = cls.decode_step
+
+    def counting(self, prev, *args, **kwargs):
+        counted[0] += prev.numel()
+        return plain(self, prev, *args, **kwargs)
+
+    cls.decode_step = counting
+    try:
+        timed(model, tok, recipe, lines, beam, precision)
+    finally:
+        cls.decode_step = plain
+    return counted[0] / len(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, action="append", required=True,
@@ -76,6 +107,15 @@ def main() -> None:
         rounds = " ".join(f"{v:.1f}" for v in values)
         print(f"{args.model[m]}: {name}: {statistics.median(values):,.1f} sentences/s "
               f"(median of {args.rounds} rounds: {rounds})")
+    model, tok, recipe = loaded[0]
+    macs = step_macs(model)
+    print(f"{args.model[0]}: {2 * macs / 1e6:.1f} MFLOP of matrix products per decoder row")
+    for name, beam, precision in SETTINGS:
+        rows = rows_per_sentence(model, tok, recipe, lines, beam, precision)
+        flop = 2 * macs * rows
+        speed = statistics.median(speeds[0, name])
+        print(f"  {name}: {rows:.1f} decoder rows per sentence, {flop / 1e9:.2f} GFLOP per "
+              f"sentence; {speed:,.1f} sentences/s is {speed * flop / 1e9:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -203,6 +203,7 @@ def evaluate(request: EvalRequest, loaded: Member) -> dict:
         data = _splits(recipe)[1] if name == HELD_OUT else load_labeled_split(recipe.data, name)
     precision = runtime.inference_precision(precision, recipe.train.precision,
                                             device_of(members[0][0]))
+    figures.warm_up()  # the confusion matrix's matplotlib loads while the texts are scored
     result, probs = _score(members, data, batch_size or recipe.eval.batch_size, precision)
     result["checkpoint"] = str(checkpoint.resolve(model_paths[0]))
     stem = f"eval-{name}"

@@ -17,7 +17,7 @@ from lstm_nlp.data.token_store import TokenCache
 from lstm_nlp.data.tokenizer import TokenizerPair, UnknownText, train_or_load
 from lstm_nlp.errors import ConfigError, DataError
 from lstm_nlp.reporting import console as reporting
-from lstm_nlp.reporting import markdown
+from lstm_nlp.reporting import figures, markdown
 from lstm_nlp.tasks.base import EvalRequest, overridden
 from lstm_nlp.tasks.translate import heatmaps
 from lstm_nlp.tasks.translate.config import TranslateRecipe
@@ -179,6 +179,8 @@ def evaluate(request: EvalRequest, loaded: tuple[Seq2SeqModel, TokenizerPair, Tr
         raise DataError(f"{pairs.origin}: no sentences to evaluate")
     opts = decode_options(recipe, device_of(model), request.beam, batch_size=request.batch_size,
                           precision=request.precision)
+    if recipe.eval.samples:
+        figures.warm_up()  # the heatmaps' matplotlib loads while the split is translated
     result, hyps = _score(model, tok, pairs, opts, recipe)
     result["checkpoint"] = str(checkpoint.resolve(model_paths[0]))
     name = Path(src).name if src is not None else split_name(recipe, split or "test")
