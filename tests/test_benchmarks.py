@@ -25,7 +25,7 @@ DEMO_EN = Path(__file__).parent.parent / "data" / "demo" / "test.en"
      "stores reused by --resume and the second start: True"),
     ("bench_decode_speed.py", ["--model", str(FIXTURE),
                                "--src", str(DEMO_EN), "--limit", "20",
-                               "--rounds", "1"], "beam 5 fp32"),
+                               "--rounds", "1"], "GFLOP per sentence"),
 ])
 def test_benchmark_runs(script, args, expect, tmp_path):
     args = [arg.format(tmp=tmp_path) for arg in args]
@@ -33,3 +33,17 @@ def test_benchmark_runs(script, args, expect, tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expect in done.stdout
+
+
+def test_decode_benchmark_counts_one_step_of_matrix_products():
+    """One decoder row of an input-feeding model with embeddings 8, hidden 8 and 20 target
+    pieces: gates 32 x (8 + 8) and 32 x 8, attention output 8 x 16, output layer 20 x 8."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_decode_speed import step_macs
+    finally:
+        sys.path.remove(str(BENCH))
+    from lstm_nlp.tasks.translate.model import Seq2SeqModel
+
+    model = Seq2SeqModel(20, 20, 0, 8, 8, 1, 1, True, "general", True, 0.0, True, True)
+    assert step_macs(model) == 32 * 16 + 32 * 8 + 8 * 16 + 20 * 8

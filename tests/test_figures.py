@@ -271,12 +271,12 @@ def test_saliency_is_each_texts_own_gradient_times_input():
 
 
 def test_the_report_cost_benchmark_runs(trained_run):
-    import subprocess
-
     from conftest import ROOT
 
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "benchmarks" /
                                                "bench_report_cost.py"), str(trained_run),
                            "--rounds", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"median {trained_run}: figures" in done.stdout
+    median = next(line for line in done.stdout.splitlines() if line.startswith("median"))
+    assert median.startswith(f"median {trained_run}: test scoring ")
+    assert "; figures " in median and ", gate statistics " in median
