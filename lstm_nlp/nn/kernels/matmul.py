@@ -1,11 +1,12 @@
 """fp32 matrix products through oneDNN instead of the BLAS that PyTorch calls by default.
 
 Why: on CPU, PyTorch sends fp32 `mm`/`addmm`/`F.linear` to MKL's sgemm, and MKL picks its fast
-kernels by CPU vendor. On the AMD EPYC machines this project is measured on, MKL's sgemm reaches
-about 140-180 GFLOP/s on 2 cores while oneDNN (also inside every PyTorch x86 build, and the
-library PyTorch already uses for bf16) reaches 270-400 GFLOP/s on the same products, with fp32
-inputs, fp32 accumulation and results equal to MKL's up to rounding order
-(`tests/benchmarks/bench_matmul.py` prints both). Training an LSTM is mostly such products.
+kernels by CPU vendor. On the AMD EPYC machines this project was first measured on, MKL's sgemm
+reaches about 140-180 GFLOP/s on 2 cores while oneDNN (also inside every PyTorch x86 build, and
+the library PyTorch already uses for bf16) reaches 270-400 GFLOP/s on the same products, with
+fp32 inputs, fp32 accumulation and results equal to MKL's up to rounding order
+(`tests/benchmarks/bench_matmul.py` prints both); on the Intel Xeon machines since, the two are
+level (126-207 GFLOP/s, ratios 0.89-1.07). Training an LSTM is mostly such products.
 
 `linear(x, w, b)` computes x @ w.T + b like `F.linear`, with a backward that uses the same
 kernels. It falls back to `F.linear` for anything other than fp32 CPU tensors outside autocast
