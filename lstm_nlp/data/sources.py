@@ -344,4 +344,8 @@ def parallel(fn: Callable, tasks: list, initializer: Callable | None = None,
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(n, initializer, initargs) as pool:
-        yield from pool.imap(fn, tasks)
+        # 2 tasks a worker at a time: with every task queued at once, the pool's feeding
+        # thread can be left blocked on a full pipe, and terminating the pool on Ctrl-C then
+        # waits for it forever
+        for start in range(0, len(tasks), 2 * n):
+            yield from pool.imap(fn, tasks[start: start + 2 * n])
